@@ -1,0 +1,136 @@
+/* Internal interface of the shim. Internals return -errno and never touch the
+ * global errno; only the hooks (the functions named in pd_syms.h) set it. */
+#ifndef PD_H
+#define PD_H
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include "pd_layout.h"
+#include "pd_syms.h"
+
+#define PD_EXPORT __attribute__((visibility("default")))
+#define PD_LIKELY(x) __builtin_expect(!!(x), 1)
+#define PD_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* ---- real libc functions (init.c) ---- */
+#define PD_REAL_FIELD(ret, name, params, args) ret(*name) params;
+struct pd_real {
+	PD_SYMS(PD_REAL_FIELD)
+};
+extern struct pd_real pd_real;
+void pd_init(void);
+
+/* ---- configuration and logging (init.c) ---- */
+enum pd_log_level { PD_LOG_QUIET = 0, PD_LOG_WARN = 1, PD_LOG_INFO = 2, PD_LOG_DEBUG = 3 };
+struct pd_config {
+	int log_level;
+	int spin_us;          /* PD_SPIN_US: busy-wait before sleeping, 0 = never spin */
+	bool no_controller;   /* PD_NO_CONTROLLER=1: pure passthrough */
+	char socket_path[108];
+};
+extern struct pd_config pd_cfg;
+void pd_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define pd_debug(...) do { if (PD_UNLIKELY(pd_cfg.log_level >= PD_LOG_DEBUG)) pd_log(PD_LOG_DEBUG, __VA_ARGS__); } while (0)
+#define pd_info(...) do { if (PD_UNLIKELY(pd_cfg.log_level >= PD_LOG_INFO)) pd_log(PD_LOG_INFO, __VA_ARGS__); } while (0)
+#define pd_warn(...) do { if (pd_cfg.log_level >= PD_LOG_WARN) pd_log(PD_LOG_WARN, __VA_ARGS__); } while (0)
+uint64_t pd_now_ns(void);
+
+/* ---- connections (conn.c) ---- */
+enum pd_conn_state {
+	PD_CS_CONNECTING = 0, /* non-blocking connect in progress */
+	PD_CS_TCP,            /* on TCP for good (declined, no controller, inherited) */
+	PD_CS_REPORTED,       /* reported, waiting for an assignment */
+	PD_CS_ASSIGNED,       /* slot received, not attached yet */
+	PD_CS_ATTACHED,       /* attached: the handover protocol is in force */
+};
+
+struct pd_arena;
+
+struct pd_conn {
+	/* lifetime */
+	int refs;              /* one per fd-table entry, one per call in flight */
+	int fds;               /* fd-table entries pointing here */
+	int sock;              /* one of those fds: the kernel socket for our own calls */
+	uint64_t id;           /* conn_id in the session */
+	int state;             /* enum pd_conn_state, atomic */
+	int nonblock;          /* O_NONBLOCK of the open file description, atomic */
+	int no_attach;         /* reason code != 0: never attach (see pd_conn_reason) */
+	bool forked;           /* shared with another process after fork() */
+	bool reported;         /* a CONN_REPORT went to the current session */
+	pthread_mutex_t rx_lock;
+	pthread_mutex_t tx_lock;
+	/* TCP accounting, under tx_lock / rx_lock */
+	uint64_t tx_tcp;       /* bytes sent through the kernel socket */
+	uint64_t rx_tcp;       /* bytes read from the kernel socket */
+	bool tx_switched;      /* we write only to the ring */
+	bool rx_sw_seen;       /* we have seen the peer's switched flag */
+	bool rx_ring;          /* peer switched and we consumed its TCP bytes */
+	bool rx_eof;           /* EOF returned once; keep returning it */
+	bool wr_shut;          /* shutdown(SHUT_WR) done by the application */
+	bool rd_shut;          /* shutdown(SHUT_RD) done by the application */
+	/* assignment, valid from PD_CS_ASSIGNED */
+	struct pd_arena *arena;
+	struct pd_slot_ctrl *slot;
+	uint32_t generation;
+	int role;
+	struct pd_dir_ctrl *txd, *rxd;   /* direction we write, direction we read */
+	uint8_t *tx_buf, *rx_buf;   /* ring data of each direction */
+	uint32_t ring_size;
+	uint64_t tx_head;      /* private copy of txd->head, under tx_lock */
+	uint64_t rx_tail;      /* private copy of rxd->tail, under rx_lock */
+	int efd_rx_self, efd_tx_self, efd_rx_peer, efd_tx_peer;
+	int reset;             /* the slot was found corrupted: ECONNRESET, atomic */
+	struct pd_conn *next_pending; /* session pending list, under the session lock */
+	struct pd_conn *next_free;
+};
+
+/* fd table: lock-free lookup, type-stable conn memory (never freed). */
+struct pd_conn *pd_conn_get(int fd);          /* takes a call reference, or NULL */
+void pd_conn_put(struct pd_conn *c);           /* drops a call reference */
+struct pd_conn *pd_conn_new(int fd, int state, int nonblock);
+int pd_conn_install(int fd, struct pd_conn *c); /* another fd for c (dup) */
+void pd_conn_forget_fd(int fd);                 /* fd closed by the application */
+bool pd_fd_tracked(int fd);
+void pd_conn_foreach(void (*fn)(struct pd_conn *, void *), void *arg);
+/* Fd kinds for sockets that are not connections (yet). */
+enum pd_fd_kind { PD_FK_UNKNOWN = 0, PD_FK_TCP = 1, PD_FK_OTHER = 2, PD_FK_INTERNAL = 3 };
+void pd_fd_set_kind(int fd, int kind);
+int pd_fd_kind(int fd);
+
+/* ---- session with the controller (session.c) ---- */
+void pd_session_report(struct pd_conn *c, int origin);
+void pd_session_closed(struct pd_conn *c);
+void pd_session_poll(void);                     /* read pending assignments, no block */
+void pd_session_atfork_prepare(void);
+void pd_session_atfork_parent(void);
+void pd_session_atfork_child(void);
+void pd_conn_progress(struct pd_conn *c);       /* take an assignment / attach if possible */
+void pd_conn_release_slot(struct pd_conn *c);   /* last reference gone */
+void pd_conn_check_connected(struct pd_conn *c);
+
+/* ---- data path (ring.c) ---- */
+ssize_t pd_conn_send(struct pd_conn *c, const struct iovec *iov, int iovcnt, int flags);
+ssize_t pd_conn_send_msg(struct pd_conn *c, const struct iovec *iov, int iovcnt, int flags, const struct msghdr *orig);
+ssize_t pd_conn_recv(struct pd_conn *c, const struct iovec *iov, int iovcnt, int flags);
+ssize_t pd_conn_recv_msg(struct pd_conn *c, const struct iovec *iov, int iovcnt, int flags, struct msghdr *orig);
+ssize_t pd_conn_sendfile(struct pd_conn *c, int in, off_t *off, size_t count);
+int pd_conn_shutdown(struct pd_conn *c, int how);
+
+/* ---- helpers ---- */
+#include <sys/syscall.h>
+#include <unistd.h>
+/* write(2) to stderr without going through our own write hook */
+static inline ssize_t syscall_write_raw(const void *buf, size_t n)
+{
+	return syscall(SYS_write, 2, buf, n);
+}
+size_t pd_iov_len(const struct iovec *iov, int cnt);
+
+#endif

@@ -1,0 +1,540 @@
+/* The data path of a tracked connection: TCP with byte accounting until the
+ * handover, then the SPSC rings; waiting and waking.
+ *
+ * Every value read from the slot is the peer's and may be hostile: indices
+ * are compared through their unsigned difference against ring_size before a
+ * copy length is derived from them, and a bad one resets the connection. */
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+#include "barrier.h"
+#include "pd.h"
+
+static void doorbell(int efd)
+{
+	uint64_t one = 1;
+	(void)!pd_real.write(efd, &one, sizeof one);
+}
+
+static void doorbell_drain(int efd)
+{
+	uint64_t v;
+	(void)!pd_real.read(efd, &v, sizeof v); /* eventfds are EFD_NONBLOCK */
+}
+
+static int conn_reset(struct pd_conn *c, const char *why)
+{
+	if (!__atomic_exchange_n(&c->reset, 1, __ATOMIC_ACQ_REL)) {
+		pd_warn("conn %llu: %s: connection reset", (unsigned long long)c->id, why);
+		pd_store_release(&c->slot->reset, 1);
+		doorbell(c->efd_rx_peer);
+		doorbell(c->efd_tx_peer);
+	}
+	return -ECONNRESET;
+}
+
+static bool slot_reset(struct pd_conn *c)
+{
+	if (PD_UNLIKELY(__atomic_load_n(&c->reset, __ATOMIC_RELAXED))) return true;
+	if (PD_UNLIKELY(pd_load_relaxed(&c->slot->reset))) {
+		__atomic_store_n(&c->reset, 1, __ATOMIC_RELAXED);
+		return true;
+	}
+	return false;
+}
+
+static int sock_timeout_ms(struct pd_conn *c, int opt)
+{
+	struct timeval tv;
+	socklen_t len = sizeof tv;
+	if (getsockopt(c->sock, SOL_SOCKET, opt, &tv, &len) < 0) return -1;
+	if (tv.tv_sec == 0 && tv.tv_usec == 0) return -1;
+	long long ms = (long long)tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000;
+	return ms > 0x7fffffff ? 0x7fffffff : (int)ms;
+}
+
+/* ---- copies between iovecs and a ring ---- */
+
+struct iov_cursor {
+	const struct iovec *iov;
+	int cnt;
+	int i;
+	size_t off;
+};
+
+static void cursor_skip(struct iov_cursor *cu, size_t n)
+{
+	while (n > 0 && cu->i < cu->cnt) {
+		size_t left = cu->iov[cu->i].iov_len - cu->off;
+		if (n < left) {
+			cu->off += n;
+			return;
+		}
+		n -= left;
+		cu->i++;
+		cu->off = 0;
+	}
+}
+
+/* copy n bytes from the cursor into ring[pos & mask ...], wrapping */
+static void copy_to_ring(uint8_t *ring, uint32_t size, uint64_t pos, struct iov_cursor *cu, size_t n)
+{
+	while (n > 0) {
+		while (cu->iov[cu->i].iov_len == cu->off) {
+			cu->i++;
+			cu->off = 0;
+		}
+		size_t at = (size_t)(pos & (size - 1));
+		size_t k = cu->iov[cu->i].iov_len - cu->off;
+		if (k > n) k = n;
+		if (k > size - at) k = size - at;
+		memcpy(ring + at, (const uint8_t *)cu->iov[cu->i].iov_base + cu->off, k);
+		cu->off += k;
+		pos += k;
+		n -= k;
+	}
+}
+
+static void copy_from_ring(const uint8_t *ring, uint32_t size, uint64_t pos, struct iov_cursor *cu, size_t n)
+{
+	while (n > 0) {
+		while (cu->iov[cu->i].iov_len == cu->off) {
+			cu->i++;
+			cu->off = 0;
+		}
+		size_t at = (size_t)(pos & (size - 1));
+		size_t k = cu->iov[cu->i].iov_len - cu->off;
+		if (k > n) k = n;
+		if (k > size - at) k = size - at;
+		memcpy((uint8_t *)cu->iov[cu->i].iov_base + cu->off, ring + at, k);
+		cu->off += k;
+		pos += k;
+		n -= k;
+	}
+}
+
+/* ---- waking ---- */
+
+/* After publishing head: wake the peer's reader if it armed itself. */
+static inline void wake_reader(struct pd_conn *c)
+{
+	pd_fence_full(); /* orders our head (or switched) store before the armed load */
+	if (pd_load_relaxed(&c->txd->reader_armed) && pd_xchg(&c->txd->reader_armed, 0)) doorbell(c->efd_rx_peer);
+}
+
+/* After publishing tail: wake the peer's writer if it armed itself. */
+static inline void wake_writer(struct pd_conn *c)
+{
+	pd_fence_full(); /* orders our tail store before the armed load */
+	if (pd_load_relaxed(&c->rxd->writer_armed) && pd_xchg(&c->rxd->writer_armed, 0)) doorbell(c->efd_tx_peer);
+}
+
+/* ---- waiting ---- */
+
+/* Something for the reader: ring data, end of stream, reset, or (before the
+ * peer switched) the switch itself. */
+static bool rx_ready(struct pd_conn *c)
+{
+	if (slot_reset(c)) return true;
+	/* before the switch is seen, the switch itself is news; after it, the
+	 * remaining TCP bytes arrive on the socket, which wait_rx polls */
+	if (!c->rx_ring) return !c->rx_sw_seen && pd_load_acquire(&c->rxd->switched) != 0;
+	return pd_load_acquire(&c->rxd->head) != c->rx_tail || pd_load_acquire(&c->rxd->wr_closed);
+}
+
+static bool tx_ready(struct pd_conn *c)
+{
+	if (slot_reset(c)) return true;
+	if (pd_load_acquire(&c->txd->rd_closed)) return true;
+	return c->tx_head - pd_load_acquire(&c->txd->tail) < c->ring_size;
+}
+
+static bool spin(struct pd_conn *c, bool (*ready)(struct pd_conn *))
+{
+	if (pd_cfg.spin_us <= 0) return false;
+	uint64_t deadline = pd_now_ns() + (uint64_t)pd_cfg.spin_us * 1000u;
+	for (;;) {
+		for (int i = 0; i < 64; i++) {
+			if (ready(c)) return true;
+			pd_cpu_relax();
+		}
+		if (pd_now_ns() >= deadline) return false;
+	}
+}
+
+/* Wait until rx_ready or the kernel socket is readable. Returns 0, -EAGAIN
+ * (SO_RCVTIMEO expired) or another -errno. *sock_ev gets the socket's revents. */
+static int wait_rx(struct pd_conn *c, short *sock_ev)
+{
+	*sock_ev = 0;
+	if (spin(c, rx_ready)) return 0;
+	pd_store_relaxed(&c->rxd->reader_armed, 1);
+	pd_fence_full(); /* orders the armed store before the re-check loads */
+	if (rx_ready(c)) {
+		pd_store_relaxed(&c->rxd->reader_armed, 0);
+		return 0;
+	}
+	int timeout = sock_timeout_ms(c, SO_RCVTIMEO);
+	struct pollfd p[2] = { { .fd = c->sock, .events = POLLIN | POLLRDHUP }, { .fd = c->efd_rx_self, .events = POLLIN } };
+	int r;
+	do
+		r = pd_real.poll(p, 2, timeout);
+	while (r < 0 && errno == EINTR);
+	int e = errno;
+	pd_store_relaxed(&c->rxd->reader_armed, 0);
+	if (p[1].revents) doorbell_drain(c->efd_rx_self);
+	if (r < 0) return -e;
+	if (r == 0) return -EAGAIN;
+	*sock_ev = p[0].revents;
+	return 0;
+}
+
+static int wait_tx(struct pd_conn *c)
+{
+	if (spin(c, tx_ready)) return 0;
+	pd_store_relaxed(&c->txd->writer_armed, 1);
+	pd_fence_full(); /* orders the armed store before the re-check loads */
+	if (tx_ready(c)) {
+		pd_store_relaxed(&c->txd->writer_armed, 0);
+		return 0;
+	}
+	int timeout = sock_timeout_ms(c, SO_SNDTIMEO);
+	/* the socket only for errors: a half-closed peer makes it readable forever */
+	struct pollfd p[2] = { { .fd = c->efd_tx_self, .events = POLLIN }, { .fd = c->sock, .events = 0 } };
+	int r;
+	do
+		r = pd_real.poll(p, 2, timeout);
+	while (r < 0 && errno == EINTR);
+	int e = errno;
+	pd_store_relaxed(&c->txd->writer_armed, 0);
+	if (p[0].revents) doorbell_drain(c->efd_tx_self);
+	if (r < 0) return -e;
+	if (r == 0) return -EAGAIN;
+	if (p[1].revents & (POLLERR | POLLHUP)) return -EPIPE;
+	return 0;
+}
+
+/* ---- send ---- */
+
+static ssize_t tcp_send(struct pd_conn *c, const struct iovec *iov, int iovcnt, int flags, const struct msghdr *orig)
+{
+	struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
+	if (orig) {
+		mh.msg_control = orig->msg_control;
+		mh.msg_controllen = orig->msg_controllen;
+	}
+	ssize_t r = pd_real.sendmsg(c->sock, &mh, flags);
+	if (r < 0) return -errno;
+	c->tx_tcp += (uint64_t)r;
+	return r;
+}
+
+static void raise_sigpipe(int flags)
+{
+	if (!(flags & MSG_NOSIGNAL)) pthread_kill(pthread_self(), SIGPIPE);
+}
+
+static ssize_t ring_send(struct pd_conn *c, const struct iovec *iov, int iovcnt, int flags)
+{
+	size_t total = pd_iov_len(iov, iovcnt);
+	bool nonblock = (flags & MSG_DONTWAIT) || __atomic_load_n(&c->nonblock, __ATOMIC_RELAXED);
+	struct iov_cursor cu = { .iov = iov, .cnt = iovcnt };
+	size_t done = 0;
+	const uint32_t size = c->ring_size;
+	const size_t chunk = size / 4 > 16384 ? size / 4 : size;
+	if (total == 0) return 0;
+	for (;;) {
+		if (slot_reset(c)) return done ? (ssize_t)done : -ECONNRESET;
+		if (c->wr_shut || pd_load_acquire(&c->txd->rd_closed)) {
+			if (done) return (ssize_t)done;
+			raise_sigpipe(flags);
+			return -EPIPE;
+		}
+		uint64_t tail = pd_load_acquire(&c->txd->tail); /* acquire: the reader is done with those bytes */
+		uint64_t used = c->tx_head - tail;
+		if (PD_UNLIKELY(used > size)) return conn_reset(c, "peer published a tail past the head");
+		size_t space = size - (size_t)used;
+		if (space > 0) {
+			size_t n = total - done;
+			if (n > space) n = space;
+			if (n > chunk) n = chunk;
+			copy_to_ring(c->tx_buf, size, c->tx_head, &cu, n);
+			c->tx_head += n;
+			pd_store_release(&c->txd->head, c->tx_head); /* release: the bytes before the index */
+			wake_reader(c);
+			done += n;
+			if (done == total) return (ssize_t)done;
+			continue;
+		}
+		if (nonblock) return done ? (ssize_t)done : -EAGAIN;
+		int r = wait_tx(c);
+		if (r == -EPIPE) {
+			if (done) return (ssize_t)done;
+			raise_sigpipe(flags);
+			return -EPIPE;
+		}
+		if (r < 0) return done ? (ssize_t)done : r;
+	}
+}
+
+/* Under tx_lock: true when we send by the ring, switching now if we may. */
+static bool tx_use_ring(struct pd_conn *c, int flags, const struct msghdr *orig)
+{
+	if (PD_LIKELY(c->tx_switched)) return true;
+	if (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) != PD_CS_ATTACHED || c->wr_shut ||
+	    (orig && orig->msg_controllen) || (flags & MSG_OOB) ||
+	    !pd_load_acquire(c->role == 0 ? &c->slot->attached1 : &c->slot->attached0))
+		return false;
+	/* The handover of our sending direction: every byte so far went by
+	 * TCP and is counted; the peer is attached and will read TCP up to
+	 * tx_tcp_bytes, then the ring. */
+	pd_store_relaxed(&c->txd->tx_tcp_bytes, c->tx_tcp);
+	pd_store_release(&c->txd->switched, 1); /* release: tx_tcp_bytes before switched */
+	c->tx_switched = true;
+	wake_reader(c);
+	pd_debug("conn %llu: sending direction switched after %llu TCP bytes", (unsigned long long)c->id,
+		 (unsigned long long)c->tx_tcp);
+	return true;
+}
+
+ssize_t pd_conn_send_msg(struct pd_conn *c, const struct iovec *iov, int iovcnt, int flags, const struct msghdr *orig)
+{
+	ssize_t r;
+	pthread_mutex_lock(&c->tx_lock);
+	if (tx_use_ring(c, flags, orig)) r = ring_send(c, iov, iovcnt, flags);
+	else r = tcp_send(c, iov, iovcnt, flags, orig);
+	pthread_mutex_unlock(&c->tx_lock);
+	return r;
+}
+
+/* sendfile into a connection: the kernel's own while on TCP, a copy through
+ * a bounce buffer once on the ring. off == NULL uses and moves in's offset. */
+ssize_t pd_conn_sendfile(struct pd_conn *c, int in, off_t *off, size_t count)
+{
+	ssize_t r;
+	pthread_mutex_lock(&c->tx_lock);
+	if (!tx_use_ring(c, 0, NULL)) {
+		r = pd_real.sendfile(c->sock, in, off, count);
+		if (r < 0) r = -errno;
+		else c->tx_tcp += (uint64_t)r;
+		pthread_mutex_unlock(&c->tx_lock);
+		return r;
+	}
+	off_t pos = off ? *off : lseek(in, 0, SEEK_CUR);
+	if (pos < 0) {
+		pthread_mutex_unlock(&c->tx_lock);
+		return -errno;
+	}
+	uint8_t buf[65536];
+	size_t done = 0;
+	r = 0;
+	while (done < count) {
+		size_t want = count - done < sizeof buf ? count - done : sizeof buf;
+		ssize_t n = pread(in, buf, want, pos + (off_t)done);
+		if (n < 0) {
+			if (errno == EINTR) continue;
+			r = -errno;
+			break;
+		}
+		if (n == 0) break;
+		struct iovec v = { .iov_base = buf, .iov_len = (size_t)n };
+		ssize_t s = ring_send(c, &v, 1, 0);
+		if (s < 0) {
+			r = s;
+			break;
+		}
+		done += (size_t)s;
+		if (s < n) break; /* non-blocking and the ring is full */
+	}
+	if (done > 0 || r == 0) {
+		r = (ssize_t)done;
+		if (off) *off = pos + (off_t)done;
+		else lseek(in, pos + (off_t)done, SEEK_SET);
+	}
+	pthread_mutex_unlock(&c->tx_lock);
+	return r;
+}
+
+ssize_t pd_conn_send(struct pd_conn *c, const struct iovec *iov, int iovcnt, int flags)
+{
+	return pd_conn_send_msg(c, iov, iovcnt, flags, NULL);
+}
+
+/* ---- receive ---- */
+
+/* iovecs limited to n bytes (for the TCP bytes before the switch) */
+static int iov_limit(const struct iovec *in, int cnt, size_t n, struct iovec *out, int max)
+{
+	int k = 0;
+	for (int i = 0; i < cnt && n > 0 && k < max; i++) {
+		out[k] = in[i];
+		if (out[k].iov_len > n) out[k].iov_len = n;
+		n -= out[k].iov_len;
+		k++;
+	}
+	return k;
+}
+
+/* One attempt at the TCP part: >0 bytes, 0 EOF, -EAGAIN nothing yet, or -errno. */
+static ssize_t tcp_recv_once(struct pd_conn *c, const struct iovec *iov, int iovcnt, int flags, bool *switched_now)
+{
+	uint32_t sw = pd_load_acquire(&c->rxd->switched); /* acquire: tx_tcp_bytes is valid */
+	*switched_now = sw != 0;
+	if (sw) c->rx_sw_seen = true;
+	struct iovec lim[64];
+	struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
+	if (sw) {
+		uint64_t limit = pd_load_relaxed(&c->rxd->tx_tcp_bytes);
+		if (PD_UNLIKELY(limit < c->rx_tcp)) return conn_reset(c, "peer claims fewer TCP bytes than were read");
+		if (limit == c->rx_tcp) {
+			c->rx_ring = true;
+			return -EAGAIN;
+		}
+		int k = iov_limit(iov, iovcnt, (size_t)(limit - c->rx_tcp), lim, 64);
+		mh.msg_iov = lim;
+		mh.msg_iovlen = (size_t)k;
+	}
+	ssize_t r = pd_real.recvmsg(c->sock, &mh, (flags & ~MSG_WAITALL) | MSG_DONTWAIT);
+	if (r < 0) return -errno;
+	if (r == 0 && !sw && pd_load_acquire(&c->rxd->switched)) {
+		/* FIN after a switch we had not seen: the ring may hold the rest */
+		*switched_now = true;
+		return -EAGAIN;
+	}
+	if (r > 0 && !(flags & MSG_PEEK)) c->rx_tcp += (uint64_t)r;
+	return r;
+}
+
+/* One attempt at the ring: >0 bytes, 0 EOF, -EAGAIN nothing yet, or -errno. */
+static ssize_t ring_recv_once(struct pd_conn *c, struct iov_cursor *cu, size_t want, int flags, bool check_kernel)
+{
+	const uint32_t size = c->ring_size;
+	uint64_t head = pd_load_acquire(&c->rxd->head); /* acquire: the bytes before the index */
+	uint64_t avail = head - c->rx_tail;
+	if (PD_UNLIKELY(avail > size)) return conn_reset(c, "peer published a head past the ring");
+	if (avail > 0) {
+		size_t n = avail < want ? (size_t)avail : want;
+		copy_from_ring(c->rx_buf, size, c->rx_tail, cu, n);
+		if (!(flags & MSG_PEEK)) {
+			c->rx_tail += n;
+			pd_store_release(&c->rxd->tail, c->rx_tail); /* release: we are done reading those bytes */
+			wake_writer(c);
+		}
+		return (ssize_t)n;
+	}
+	if (pd_load_acquire(&c->rxd->wr_closed)) {
+		if (pd_load_acquire(&c->rxd->head) != c->rx_tail) return -EINTR; /* raced: go again */
+		return 0;
+	}
+	if (!check_kernel) return -EAGAIN;
+	/* The peer's FIN (or RST) still arrives on the kernel socket. */
+	char b;
+	ssize_t r = pd_real.recv(c->sock, &b, 1, MSG_DONTWAIT | MSG_PEEK);
+	if (r > 0) return conn_reset(c, "peer wrote to TCP after switching to the ring");
+	if (r == 0) {
+		/* FIN: the peer published every ring byte before closing */
+		if (pd_load_acquire(&c->rxd->head) != c->rx_tail) return -EINTR;
+		return 0;
+	}
+	return -errno;
+}
+
+ssize_t pd_conn_recv_msg(struct pd_conn *c, const struct iovec *iov, int iovcnt, int flags, struct msghdr *orig)
+{
+	size_t want = pd_iov_len(iov, iovcnt);
+	bool nonblock = (flags & MSG_DONTWAIT) || __atomic_load_n(&c->nonblock, __ATOMIC_RELAXED);
+	ssize_t got = 0;
+	pthread_mutex_lock(&c->rx_lock);
+	/* read under rx_lock: attaching takes it, so the state cannot change under us */
+	bool attached = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == PD_CS_ATTACHED;
+	if (!attached) {
+		/* Not attached: the peer cannot switch; the kernel does it all. */
+		struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
+		ssize_t r = pd_real.recvmsg(c->sock, orig ? orig : &mh, flags);
+		if (r < 0) r = -errno;
+		else if (!(flags & MSG_PEEK)) c->rx_tcp += (uint64_t)r;
+		pthread_mutex_unlock(&c->rx_lock);
+		return r;
+	}
+	struct iov_cursor cu = { .iov = iov, .cnt = iovcnt };
+	bool sock_readable = false;
+	if (want == 0) goto out;
+	if (c->rd_shut) goto out;
+	for (;;) {
+		ssize_t r;
+		if (slot_reset(c)) {
+			r = -ECONNRESET;
+		} else if (!c->rx_ring) {
+			bool sw;
+			struct iovec rest[64];
+			const struct iovec *v = iov;
+			int vc = iovcnt;
+			if (got > 0) { /* MSG_WAITALL continuing */
+				struct iov_cursor tmp = { .iov = iov, .cnt = iovcnt };
+				cursor_skip(&tmp, (size_t)got);
+				vc = 0;
+				for (int i = tmp.i; i < iovcnt && vc < 64; i++) {
+					rest[vc].iov_base = (uint8_t *)iov[i].iov_base + (i == tmp.i ? tmp.off : 0);
+					rest[vc].iov_len = iov[i].iov_len - (i == tmp.i ? tmp.off : 0);
+					vc++;
+				}
+				v = rest;
+			}
+			r = tcp_recv_once(c, v, vc, flags, &sw);
+			if (r > 0) cursor_skip(&cu, (size_t)r);
+			if (r == -EAGAIN && c->rx_ring) continue; /* all TCP bytes read: go to the ring */
+			(void)sw;
+		} else {
+			r = ring_recv_once(c, &cu, want - (size_t)got, flags, sock_readable || nonblock);
+			sock_readable = false;
+			if (r == -EINTR) continue;
+		}
+		if (r > 0) {
+			got += r;
+			if (!(flags & MSG_WAITALL) || (size_t)got == want || (flags & MSG_PEEK)) break;
+			continue;
+		}
+		if (r == 0) break;
+		if (r != -EAGAIN) {
+			if (got == 0) got = r;
+			break;
+		}
+		if (nonblock) {
+			if (got == 0) got = -EAGAIN;
+			break;
+		}
+		short ev;
+		int w = wait_rx(c, &ev);
+		if (w < 0) {
+			if (got == 0) got = w;
+			break;
+		}
+		if (ev) sock_readable = true;
+	}
+out:
+	pthread_mutex_unlock(&c->rx_lock);
+	return got;
+}
+
+ssize_t pd_conn_recv(struct pd_conn *c, const struct iovec *iov, int iovcnt, int flags)
+{
+	return pd_conn_recv_msg(c, iov, iovcnt, flags, NULL);
+}
+
+int pd_conn_shutdown(struct pd_conn *c, int how)
+{
+	if (how == SHUT_WR || how == SHUT_RDWR) {
+		pthread_mutex_lock(&c->tx_lock);
+		c->wr_shut = true;
+		/* release: our ring bytes are visible before the end marker */
+		if (c->tx_switched) {
+			pd_store_release(&c->txd->wr_closed, 1);
+			wake_reader(c);
+		}
+		pthread_mutex_unlock(&c->tx_lock);
+	}
+	if (how == SHUT_RD || how == SHUT_RDWR) c->rd_shut = true;
+	return 0;
+}

@@ -1,0 +1,508 @@
+/* The session with the controller: one-way reports, assignments, attach.
+ * Nothing here waits for the controller: a report is one non-blocking
+ * sendmsg, and assignments are read only when the session page's seq moved. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include "barrier.h"
+#include "pd.h"
+
+enum { SS_NONE = 0, SS_OPEN, SS_DOWN };
+
+struct pd_arena {
+	uint64_t id;
+	uint8_t *base;
+	size_t size;
+	int refs; /* connections using it, under the session lock */
+	struct pd_arena *next;
+};
+
+static struct {
+	pthread_mutex_t lock;
+	int fd;
+	int state;                 /* SS_*, atomic */
+	struct pd_session_page *page; /* atomic pointer */
+	uint64_t seen;
+	uint64_t next_id;
+	uint64_t retry_after_ns;   /* SS_DOWN: when to try connecting again */
+	struct pd_conn *pending;   /* REPORTED connections, by conn_id */
+	struct pd_arena *arenas;
+	bool warned;
+} S = { .lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1 };
+
+static void msg_hdr(struct pd_msg_hdr *h, uint32_t type, uint32_t len)
+{
+	h->magic_type = PD_MSG_MAGIC | (type << 16);
+	h->len = len;
+}
+
+/* sendmsg on the session; fd < 0 sends none. Returns 0 or -errno. */
+static int session_send(const void *msg, size_t len, int fd)
+{
+	struct iovec iov = { .iov_base = (void *)msg, .iov_len = len };
+	union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	if (fd >= 0) {
+		memset(&u, 0, sizeof u);
+		mh.msg_control = u.buf;
+		mh.msg_controllen = sizeof u.buf;
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	}
+	ssize_t r = pd_real.sendmsg(S.fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (r < 0) return -errno;
+	return r == (ssize_t)len ? 0 : -EMSGSIZE;
+}
+
+static void session_down_locked(const char *why, int err)
+{
+	if (S.fd >= 0) pd_real.close(S.fd);
+	S.fd = -1;
+	if (S.page) munmap(S.page, PD_SESSION_PAGE_SIZE);
+	__atomic_store_n(&S.page, NULL, __ATOMIC_RELEASE);
+	S.seen = 0;
+	/* reports to the old session will never be answered */
+	for (struct pd_conn *c = S.pending; c; c = c->next_pending) {
+		__atomic_store_n(&c->state, PD_CS_TCP, __ATOMIC_RELEASE);
+		c->reported = false;
+	}
+	S.pending = NULL;
+	__atomic_store_n(&S.state, SS_DOWN, __ATOMIC_RELEASE);
+	S.retry_after_ns = pd_now_ns() + 1000000000ull;
+	if (!S.warned) {
+		S.warned = true;
+		pd_warn("no controller at %s (%s: %s): connections stay on kernel TCP", pd_cfg.socket_path, why,
+			strerror(err));
+	} else {
+		pd_info("session down (%s: %s)", why, strerror(err));
+	}
+}
+
+static int session_open_locked(void)
+{
+	if (S.state == SS_OPEN) return 0;
+	if (S.state == SS_DOWN && pd_now_ns() < S.retry_after_ns) return -ENOTCONN;
+	int fd = pd_real.socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		session_down_locked("socket", errno);
+		return -ENOTCONN;
+	}
+	pd_fd_set_kind(fd, PD_FK_INTERNAL);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	memcpy(sa.sun_path, pd_cfg.socket_path, sizeof sa.sun_path);
+	if (pd_real.connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		int e = errno;
+		pd_real.close(fd);
+		pd_fd_set_kind(fd, PD_FK_UNKNOWN);
+		session_down_locked("connect", e);
+		return -ENOTCONN;
+	}
+	S.fd = fd;
+	struct pd_msg_hello h = { 0 };
+	msg_hdr(&h.hdr, PD_MSG_HELLO, sizeof h);
+	h.proto_version = PD_PROTO_VERSION;
+	h.pid = (uint32_t)getpid();
+	int r = session_send(&h, sizeof h, -1);
+	if (r < 0) {
+		session_down_locked("hello", -r);
+		return -ENOTCONN;
+	}
+	__atomic_store_n(&S.state, SS_OPEN, __ATOMIC_RELEASE);
+	pd_info("session open at %s", pd_cfg.socket_path);
+	return 0;
+}
+
+void pd_session_report(struct pd_conn *c, int origin)
+{
+	if (pd_cfg.no_controller) {
+		__atomic_store_n(&c->state, PD_CS_TCP, __ATOMIC_RELEASE);
+		return;
+	}
+	pthread_mutex_lock(&S.lock);
+	if (session_open_locked() < 0) {
+		__atomic_store_n(&c->state, PD_CS_TCP, __ATOMIC_RELEASE);
+		pthread_mutex_unlock(&S.lock);
+		return;
+	}
+	c->id = ++S.next_id;
+	struct pd_msg_conn_report m = { 0 };
+	msg_hdr(&m.hdr, PD_MSG_CONN_REPORT, sizeof m);
+	m.conn_id = c->id;
+	m.origin = (uint32_t)origin;
+	int r = session_send(&m, sizeof m, c->sock);
+	if (r < 0) {
+		if (r == -EAGAIN) { /* controller busy: this one stays on TCP */
+			__atomic_store_n(&c->state, PD_CS_TCP, __ATOMIC_RELEASE);
+		} else {
+			__atomic_store_n(&c->state, PD_CS_TCP, __ATOMIC_RELEASE);
+			session_down_locked("report", -r);
+		}
+		pthread_mutex_unlock(&S.lock);
+		return;
+	}
+	c->reported = true;
+	c->next_pending = S.pending;
+	S.pending = c;
+	__atomic_store_n(&c->state, PD_CS_REPORTED, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&S.lock);
+	pd_debug("reported conn %llu fd %d origin %d", (unsigned long long)c->id, c->sock, origin);
+}
+
+static struct pd_conn *pending_take(uint64_t id)
+{
+	for (struct pd_conn **pp = &S.pending; *pp; pp = &(*pp)->next_pending) {
+		if ((*pp)->id == id) {
+			struct pd_conn *c = *pp;
+			*pp = c->next_pending;
+			c->next_pending = NULL;
+			return c;
+		}
+	}
+	return NULL;
+}
+
+static void close_fds(const int *fds, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (fds[i] >= 0) pd_real.close(fds[i]);
+}
+
+static struct pd_arena *arena_map_locked(uint64_t id, uint64_t size, int memfd)
+{
+	for (struct pd_arena *a = S.arenas; a; a = a->next)
+		if (a->id == id) return a->size == size ? a : NULL;
+	struct stat st;
+	if (fstat(memfd, &st) < 0 || (uint64_t)st.st_size < size || size < PD_ARENA_HDR_SIZE || size > (1ull << 40))
+		return NULL;
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	if (p == MAP_FAILED) return NULL;
+	struct pd_arena *a = calloc(1, sizeof *a);
+	if (!a) {
+		munmap(p, size);
+		return NULL;
+	}
+	a->id = id;
+	a->base = p;
+	a->size = size;
+	a->next = S.arenas;
+	S.arenas = a;
+	return a;
+}
+
+static void arena_unref_locked(struct pd_arena *a)
+{
+	if (--a->refs > 0) return;
+	for (struct pd_arena **pp = &S.arenas; *pp; pp = &(*pp)->next)
+		if (*pp == a) {
+			*pp = a->next;
+			break;
+		}
+	munmap(a->base, a->size);
+	free(a);
+}
+
+/* Validate an assignment against the arena header (shared memory: read each
+ * field once, trust nothing) and fill in the connection. */
+static bool assign_locked(struct pd_conn *c, const struct pd_msg_assign *m, int *fds)
+{
+	if (m->role > 1) return false;
+	struct pd_arena *a = arena_map_locked(m->arena_id, m->arena_size, fds[PD_ASSIGN_FD_ARENA]);
+	if (!a) return false;
+	const struct pd_arena_hdr *h = (const void *)a->base;
+	uint32_t magic = pd_load_relaxed(&h->magic), version = pd_load_relaxed(&h->version);
+	uint32_t slot_count = pd_load_relaxed(&h->slot_count), slot_size = pd_load_relaxed(&h->slot_size);
+	uint32_t ring = pd_load_relaxed(&h->ring_size), off = pd_load_relaxed(&h->slots_offset);
+	bool ok = magic == PD_ARENA_MAGIC && version == PD_LAYOUT_VERSION && ring >= PD_RING_MIN &&
+		  ring <= PD_RING_MAX && (ring & (ring - 1)) == 0 && slot_size == PD_SLOT_CTRL_SIZE + 2 * ring &&
+		  off == PD_ARENA_HDR_SIZE && m->slot_index < slot_count &&
+		  (uint64_t)off + ((uint64_t)m->slot_index + 1) * slot_size <= a->size;
+	if (!ok) {
+		if (a->refs == 0) {
+			a->refs = 1;
+			arena_unref_locked(a);
+		}
+		return false;
+	}
+	a->refs++;
+	uint8_t *slot = a->base + off + (uint64_t)m->slot_index * slot_size;
+	c->arena = a;
+	c->slot = (struct pd_slot_ctrl *)slot;
+	c->generation = m->generation;
+	c->role = (int)m->role;
+	c->txd = m->role == 0 ? &c->slot->dir0 : &c->slot->dir1;
+	c->rxd = m->role == 0 ? &c->slot->dir1 : &c->slot->dir0;
+	c->tx_buf = slot + PD_SLOT_CTRL_SIZE + (size_t)m->role * ring;
+	c->rx_buf = slot + PD_SLOT_CTRL_SIZE + (size_t)(1 - m->role) * ring;
+	c->ring_size = ring;
+	c->tx_head = 0;
+	c->rx_tail = 0;
+	c->efd_rx_self = fds[PD_ASSIGN_FD_RX_SELF];
+	c->efd_tx_self = fds[PD_ASSIGN_FD_TX_SELF];
+	c->efd_rx_peer = fds[PD_ASSIGN_FD_RX_PEER];
+	c->efd_tx_peer = fds[PD_ASSIGN_FD_TX_PEER];
+	for (int i = 1; i < (int)PD_ASSIGN_NFDS; i++) pd_fd_set_kind(fds[i], PD_FK_INTERNAL);
+	pd_real.close(fds[PD_ASSIGN_FD_ARENA]);
+	return true;
+}
+
+static void handle_msg_locked(const uint8_t *buf, ssize_t n, int *fds, int nfds)
+{
+	struct pd_msg_hdr h;
+	if (n < (ssize_t)sizeof h) goto bad;
+	memcpy(&h, buf, sizeof h);
+	if ((h.magic_type & 0xffff) != PD_MSG_MAGIC || h.len != (uint32_t)n) goto bad;
+	switch (h.magic_type >> 16) {
+	case PD_MSG_HELLO_ACK: {
+		struct pd_msg_hello_ack m;
+		if (n != sizeof m || nfds != 1) goto bad;
+		memcpy(&m, buf, sizeof m);
+		if (m.proto_version != PD_PROTO_VERSION || S.page) goto bad;
+		void *p = mmap(NULL, PD_SESSION_PAGE_SIZE, PROT_READ, MAP_SHARED, fds[0], 0);
+		pd_real.close(fds[0]);
+		if (p == MAP_FAILED) return;
+		if (((struct pd_session_page *)p)->magic != PD_SESSION_MAGIC) {
+			munmap(p, PD_SESSION_PAGE_SIZE);
+			goto bad_nofds;
+		}
+		__atomic_store_n(&S.page, p, __ATOMIC_RELEASE);
+		return;
+	}
+	case PD_MSG_ASSIGN: {
+		struct pd_msg_assign m;
+		if (n != sizeof m || nfds != (int)PD_ASSIGN_NFDS) goto bad;
+		memcpy(&m, buf, sizeof m);
+		struct pd_conn *c = pending_take(m.conn_id);
+		if (!c) { /* closed meanwhile */
+			close_fds(fds, nfds);
+			return;
+		}
+		if (!assign_locked(c, &m, fds)) {
+			pd_warn("conn %llu: invalid assignment from the controller: staying on TCP", (unsigned long long)m.conn_id);
+			close_fds(fds, nfds);
+			__atomic_store_n(&c->state, PD_CS_TCP, __ATOMIC_RELEASE);
+			return;
+		}
+		__atomic_store_n(&c->state, PD_CS_ASSIGNED, __ATOMIC_RELEASE);
+		pd_debug("conn %llu assigned slot %u role %u", (unsigned long long)m.conn_id, m.slot_index, m.role);
+		return;
+	}
+	case PD_MSG_DECLINE: {
+		struct pd_msg_decline m;
+		if (n != sizeof m || nfds != 0) goto bad;
+		memcpy(&m, buf, sizeof m);
+		struct pd_conn *c = pending_take(m.conn_id);
+		if (c) __atomic_store_n(&c->state, PD_CS_TCP, __ATOMIC_RELEASE);
+		pd_debug("conn %llu declined (reason %u)", (unsigned long long)m.conn_id, m.reason);
+		return;
+	}
+	default:
+		goto bad;
+	}
+bad:
+	close_fds(fds, nfds);
+bad_nofds:
+	session_down_locked("malformed message from the controller", EPROTO);
+}
+
+static void drain_locked(void)
+{
+	for (;;) {
+		if (S.state != SS_OPEN) return;
+		uint8_t buf[PD_MSG_MAX];
+		union { char b[CMSG_SPACE(sizeof(int) * PD_ASSIGN_NFDS)]; struct cmsghdr align; } u;
+		struct iovec iov = { .iov_base = buf, .iov_len = sizeof buf };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b, .msg_controllen = sizeof u.b };
+		ssize_t n = pd_real.recvmsg(S.fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR) return;
+			session_down_locked("recvmsg", errno);
+			return;
+		}
+		int fds[PD_ASSIGN_NFDS];
+		int nfds = 0;
+		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+			if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
+			int k = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+			for (int i = 0; i < k; i++) {
+				int fd;
+				memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
+				if (nfds < (int)PD_ASSIGN_NFDS) fds[nfds++] = fd;
+				else pd_real.close(fd);
+			}
+		}
+		if (n == 0) {
+			close_fds(fds, nfds);
+			session_down_locked("controller closed the session", ECONNRESET);
+			return;
+		}
+		if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+			close_fds(fds, nfds);
+			session_down_locked("oversized message from the controller", EPROTO);
+			return;
+		}
+		handle_msg_locked(buf, n, fds, nfds);
+	}
+}
+
+void pd_session_poll(void)
+{
+	if (__atomic_load_n(&S.state, __ATOMIC_ACQUIRE) != SS_OPEN) return;
+	struct pd_session_page *p = __atomic_load_n(&S.page, __ATOMIC_ACQUIRE);
+	uint64_t seq = 0;
+	if (p) {
+		/* acquire: the message the controller sent before bumping seq is queued */
+		seq = pd_load_acquire(&p->seq);
+		if (seq == __atomic_load_n(&S.seen, __ATOMIC_RELAXED)) return;
+	}
+	if (pthread_mutex_trylock(&S.lock) != 0) return;
+	if (p && S.page == p) S.seen = seq;
+	drain_locked();
+	if (!p && S.page) S.seen = 0; /* page just arrived: next poll compares */
+	pthread_mutex_unlock(&S.lock);
+}
+
+void pd_conn_check_connected(struct pd_conn *c)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	if (getpeername(c->sock, (struct sockaddr *)&ss, &len) == 0) {
+		pd_session_report(c, PD_ORIGIN_CONNECT);
+		return;
+	}
+	int err = 0;
+	socklen_t el = sizeof err;
+	if (errno == ENOTCONN && getsockopt(c->sock, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err != 0) {
+		/* the connect failed: nothing to accelerate. SO_ERROR is consumed
+		 * here, so put the connection on TCP for good and let the
+		 * application's next call see the error from the kernel. */
+		__atomic_store_n(&c->state, PD_CS_TCP, __ATOMIC_RELEASE);
+	}
+}
+
+void pd_conn_progress(struct pd_conn *c)
+{
+	int st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
+	if (st == PD_CS_CONNECTING) {
+		pd_conn_check_connected(c);
+		st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
+	}
+	if (st == PD_CS_REPORTED) {
+		pd_session_poll();
+		st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
+	}
+	if (st != PD_CS_ASSIGNED || c->no_attach) return;
+	/* Attach only when no thread of ours is inside a call on this
+	 * connection: from now on nobody may block in the kernel on it. */
+	if (pthread_mutex_trylock(&c->rx_lock) != 0) return;
+	if (pthread_mutex_trylock(&c->tx_lock) != 0) {
+		pthread_mutex_unlock(&c->rx_lock);
+		return;
+	}
+	if (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == PD_CS_ASSIGNED && !c->no_attach) {
+		uint32_t magic = pd_load_acquire(&c->slot->magic), gen = pd_load_relaxed(&c->slot->generation);
+		if (magic == PD_SLOT_MAGIC && gen == c->generation) {
+			/* release: our private state is set before the peer can see us attached */
+			pd_store_release(c->role == 0 ? &c->slot->attached0 : &c->slot->attached1, 1);
+			__atomic_store_n(&c->state, PD_CS_ATTACHED, __ATOMIC_RELEASE);
+			pd_debug("conn %llu attached", (unsigned long long)c->id);
+		} else {
+			__atomic_store_n(&c->state, PD_CS_TCP, __ATOMIC_RELEASE);
+		}
+	}
+	pthread_mutex_unlock(&c->tx_lock);
+	pthread_mutex_unlock(&c->rx_lock);
+}
+
+static void ring_doorbell(int efd)
+{
+	uint64_t one = 1;
+	if (efd >= 0) (void)!pd_real.write(efd, &one, sizeof one);
+}
+
+void pd_conn_release_slot(struct pd_conn *c)
+{
+	int st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
+	bool send_closed = false;
+	pthread_mutex_lock(&S.lock);
+	if (st == PD_CS_REPORTED) pending_take(c->id);
+	if (c->slot) {
+		if (!c->forked && st == PD_CS_ATTACHED) {
+			/* release: every ring byte we wrote is visible before wr_closed */
+			pd_store_release(&c->txd->wr_closed, 1);
+			pd_store_release(&c->rxd->rd_closed, 1);
+			ring_doorbell(c->efd_rx_peer);
+			ring_doorbell(c->efd_tx_peer);
+		}
+		int efds[4] = { c->efd_rx_self, c->efd_tx_self, c->efd_rx_peer, c->efd_tx_peer };
+		for (int i = 0; i < 4; i++) {
+			if (efds[i] < 0) continue;
+			pd_fd_set_kind(efds[i], PD_FK_UNKNOWN);
+			pd_real.close(efds[i]);
+		}
+		c->efd_rx_self = c->efd_tx_self = c->efd_rx_peer = c->efd_tx_peer = -1;
+		if (c->arena) arena_unref_locked(c->arena);
+		c->arena = NULL;
+		c->slot = NULL;
+	}
+	send_closed = c->reported && !c->forked && S.state == SS_OPEN;
+	if (send_closed) {
+		struct pd_msg_conn_closed m = { 0 };
+		msg_hdr(&m.hdr, PD_MSG_CONN_CLOSED, sizeof m);
+		m.conn_id = c->id;
+		(void)session_send(&m, sizeof m, -1);
+	}
+	c->reported = false;
+	__atomic_store_n(&c->state, PD_CS_TCP, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&S.lock);
+}
+
+static void mark_forked(struct pd_conn *c, void *arg)
+{
+	(void)arg;
+	int st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
+	if (st == PD_CS_ASSIGNED || st == PD_CS_ATTACHED) c->forked = true;
+}
+
+void pd_session_atfork_prepare(void)
+{
+	pthread_mutex_lock(&S.lock);
+}
+
+void pd_session_atfork_parent(void)
+{
+	pthread_mutex_unlock(&S.lock);
+	pd_conn_foreach(mark_forked, NULL);
+}
+
+static void child_inherit(struct pd_conn *c, void *arg)
+{
+	(void)arg;
+	int st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
+	if (st == PD_CS_ATTACHED) c->forked = true;
+	else __atomic_store_n(&c->state, PD_CS_TCP, __ATOMIC_RELEASE); /* the assignment is the parent's */
+	c->reported = false; /* the report belongs to the parent's session */
+}
+
+void pd_session_atfork_child(void)
+{
+	pthread_mutex_init(&S.lock, NULL);
+	if (S.fd >= 0) {
+		pd_real.close(S.fd);
+		pd_fd_set_kind(S.fd, PD_FK_UNKNOWN);
+	}
+	S.fd = -1;
+	if (S.page) munmap(S.page, PD_SESSION_PAGE_SIZE);
+	S.page = NULL;
+	S.seen = 0;
+	S.pending = NULL;
+	S.state = SS_NONE;
+	pd_conn_foreach(child_inherit, NULL);
+}
