@@ -1,0 +1,40 @@
+// Checks: echo server and client both under pdrun move 1 GiB each way byte-exact (known checksum); while the connection is held, `pd status --json` shows it on 'ring' with both directions switched, and `ss -tin` shows the kernel TCP connection carried only a handful of bytes.
+import { expect, it } from 'vitest';
+import { GiB, KiB, KNOWN_CHECKSUMS, holdStream, startServer } from '../helpers/echo.js';
+import { findConnection, pdStatusUntil } from '../helpers/pd.js';
+import { setupPdTest } from '../helpers/lifecycle.js';
+import { ssPair } from '../helpers/ss.js';
+
+const pd = setupPdTest();
+
+it('moves 1 GiB each way over the ring while kernel TCP carries a handful of bytes', async () => {
+  const opts = { pdrun: true, env: pd().env };
+  const server = await startServer(['--max-conns', '1'], opts);
+  const { proc: client, result } = await holdStream(server, GiB, 64 * KiB, opts, 110_000);
+  expect(result).toMatchObject({ ok: true, bytes: GiB, sent: GiB, verify: 'full', checksum: KNOWN_CHECKSUMS[GiB] });
+  expect(result.peer).toBe(server.addr);
+
+  const status = await pdStatusUntil(pd().sock, (s) => findConnection(s, result.local)?.transport === 'ring');
+  const conn = findConnection(status, result.local);
+  expect(conn, `no connection for ${result.local} in pd status:\n${JSON.stringify(status, null, 1)}`).toBeDefined();
+  expect(conn!.transport, JSON.stringify(conn)).toBe('ring');
+  expect(conn!.attached).toEqual([true, true]);
+  expect(conn!.switched).toEqual([true, true]);
+
+  const { client: kc, server: ks } = ssPair(result.local, server.addr);
+  expect(kc, `ss shows no socket ${result.local} -> ${server.addr}`).toBeDefined();
+  expect(ks, `ss shows no socket ${server.addr} -> ${result.local}`).toBeDefined();
+  for (const k of [kc!, ks!]) {
+    expect(k.bytesSent, k.raw).toBeLessThan(64 * KiB);
+    expect(k.bytesReceived, k.raw).toBeLessThan(64 * KiB);
+  }
+  console.log(
+    `1 GiB each way in ${result.seconds.toFixed(2)} s (${result.gbytes_per_s.toFixed(2)} GB/s); ` +
+      `kernel TCP: client sent ${kc!.bytesSent} B, received ${kc!.bytesReceived} B; ` +
+      `server sent ${ks!.bytesSent} B, received ${ks!.bytesReceived} B; ringBytes ${JSON.stringify(conn!.ringBytes)}`,
+  );
+
+  client.closeStdin();
+  await client.waitOk(30_000);
+  await server.proc.waitOk(30_000);
+});
