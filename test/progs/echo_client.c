@@ -19,11 +19,12 @@
  *       reads the echo to EOF, checking it byte for byte. Tiny payloads are
  *       written from the main thread before reading; larger ones from a
  *       writer thread while the main thread reads.
- *   echo_client pingpong HOST PORT ITERS SIZE
+ *   echo_client pingpong HOST PORT ITERS SIZE [--hold]
  *       TCP_NODELAY; SIZE-byte message written, exactly SIZE read back and
  *       compared, ITERS times after a warm-up of min(ITERS/10, 2000) rounds.
- *       Reports the round-trip time distribution in microseconds.
- *   echo_client throughput HOST PORT BYTES CHUNK
+ *       Reports the round-trip time distribution in microseconds. --hold as
+ *       for stream (throughput takes it too).
+ *   echo_client throughput HOST PORT BYTES CHUNK [--hold]
  *       Like stream, but the writer cycles a pre-generated 1 MiB pattern, and
  *       the reader (CHUNK-sized read() calls) checks only the byte count and a
  *       sample: the first and last 8 bytes of every read against the pattern
@@ -379,7 +380,6 @@ static int run_pingpong(const char *host, const char *port, unsigned long iters,
     if (i >= warm) rtt[i - warm] = b - a;
   }
   double secs = now_s() - t0;
-  finish_conn(fd, "pingpong");
   double sum = 0;
   for (unsigned long i = 0; i < iters; i++) sum += (double)rtt[i];
   qsort(rtt, iters, sizeof *rtt, cmp_u64);
@@ -392,6 +392,12 @@ static int run_pingpong(const char *host, const char *port, unsigned long iters,
          iters, warm, size, secs, med, p99, p999, sum / (double)iters / 1e3, (double)rtt[0] / 1e3,
          (double)rtt[iters - 1] / 1e3, local, peer);
   fflush(stdout);
+  if (opt_hold) {
+    alarm(0);
+    wait_stdin_eof();
+    alarm(opt_timeout);
+  }
+  finish_conn(fd, "pingpong");
   free(msg);
   free(back);
   free(rtt);
@@ -404,8 +410,8 @@ static void usage(void) {
   fprintf(stderr,
           "usage: echo_client stream HOST PORT BYTES CHUNK [--hold] [--seed S] [--timeout S]\n"
           "       echo_client short HOST PORT N [--seed S] [--timeout S]\n"
-          "       echo_client pingpong HOST PORT ITERS SIZE [--timeout S]\n"
-          "       echo_client throughput HOST PORT BYTES CHUNK [--timeout S]\n");
+          "       echo_client pingpong HOST PORT ITERS SIZE [--hold] [--timeout S]\n"
+          "       echo_client throughput HOST PORT BYTES CHUNK [--hold] [--timeout S]\n");
   exit(2);
 }
 

@@ -1,0 +1,57 @@
+# Sourced by scripts/test.sh and scripts/bench.sh: install what is missing and
+# build. Works unattended (CI=true, no terminal). Installing Debian packages
+# needs root (or password-less sudo), which CI has; nothing is installed when
+# everything is already there.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export DEBIAN_FRONTEND=noninteractive
+
+say() { printf '%s\n' "pipedevice setup: $*" >&2; }
+
+ensure_debian_packages() {
+  # command -> Debian package
+  local -A pkg_of=([gcc]=gcc [make]=make [ss]=iproute2 [spin]=spin)
+  local missing=()
+  for cmd in "${!pkg_of[@]}"; do
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("${pkg_of[$cmd]}")
+  done
+  # libasan for the ASan/UBSan shim variant (gcc's own runtime package)
+  if command -v gcc >/dev/null 2>&1 && [[ "$(gcc -print-file-name=libasan.so)" != /* ]]; then
+    missing+=(gcc)
+  fi
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  local sudo=()
+  if [[ $(id -u) -ne 0 ]]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+      sudo=(sudo -n)
+    else
+      say "missing packages: ${missing[*]}; run as root: apt-get install -y ${missing[*]}"
+      exit 1
+    fi
+  fi
+  say "installing ${missing[*]}"
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ensure_node() {
+  command -v node >/dev/null 2>&1 || { say "node (>= 20.19) is required"; exit 1; }
+  node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' ||
+    { say "node >= 20.19 is required, found $(node --version)"; exit 1; }
+  # (re)install when node_modules is absent or older than the lockfile
+  if [[ ! -d node_modules ]] || [[ package-lock.json -nt node_modules/.package-lock.json ]]; then
+    if [[ -f package-lock.json ]]; then
+      say "npm ci"
+      npm ci --no-audit --no-fund --loglevel=error
+    else
+      say "npm install"
+      npm install --no-audit --no-fund --loglevel=error
+    fi
+  fi
+}
+
+build() {
+  say "build: tsc, make $*"
+  npx --no-install tsc -p tsconfig.json
+  make -s "$@"
+}
