@@ -99,6 +99,8 @@ interface Table {
   write: Fn<[number, Buffer, number], number>;
   read: Fn<[number, Buffer, number], number>;
   flock: Fn<[number, number], number>;
+  tcgetpgrp: Fn<[number], number>;
+  getpgrp: Fn<[], number>;
   // koffi-computed layouts (anonymous types: nothing registered globally)
   msghdr: { size: number; name: number; namelen: number; iov: number; iovlen: number; control: number; controllen: number; flags: number };
   iovec: { size: number; base: number; len: number };
@@ -140,6 +142,8 @@ function lib(): Table {
     write: f('intptr_t write(int fd, const void *buf, size_t len)'),
     read: f('intptr_t read(int fd, void *buf, size_t len)'),
     flock: f('int flock(int fd, int op)'),
+    tcgetpgrp: f('int tcgetpgrp(int fd)'),
+    getpgrp: f('int getpgrp(void)'),
     msghdr: {
       size: koffi.sizeof(msghdr), name: off(msghdr, 'name'), namelen: off(msghdr, 'namelen'),
       iov: off(msghdr, 'iov'), iovlen: off(msghdr, 'iovlen'), control: off(msghdr, 'control'),
@@ -534,4 +538,11 @@ export function tryLockExclusive(fd: number): boolean {
     if (e === 11) return false;
     throw new SysError('flock', e);
   }
+}
+
+/** True when this process's group is the foreground group of the terminal on fd. */
+export function inForegroundOf(fd: number): boolean {
+  const t = lib();
+  const fg = t.tcgetpgrp(fd);
+  return fg > 0 && fg === t.getpgrp();
 }

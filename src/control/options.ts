@@ -1,0 +1,231 @@
+// Every PD_* option in one typed table: it drives the commander flags, their
+// help text, the precedence (flag, then environment, then default) and the
+// markdown table in the docs (`pd options`).
+import { Command, Option } from 'commander';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { constant } from '../datapath/layout.js';
+import { PdError } from './errors.js';
+import { defaultSocketPath } from './paths.js';
+
+/** Who reads an option: a `pd` subcommand, `pdrun`, or the C shim. */
+export type Scope = 'controller' | 'pdrun' | 'client' | 'shim';
+
+export type LogLevel = 'quiet' | 'info' | 'debug';
+export type HugepageMode = 'auto' | 'never';
+
+interface Spec<T> {
+  readonly env: `PD_${string}`;
+  /** commander flag, e.g. `--ring-size <bytes>`; null for options with no flag */
+  readonly flag: string | null;
+  readonly defaultValue: () => T;
+  /** the default as the docs show it */
+  readonly defaultText: string;
+  readonly parse: (raw: string) => T;
+  readonly help: string;
+  readonly scope: readonly Scope[];
+}
+
+function spec<T>(s: Spec<T>): Spec<T> {
+  return s;
+}
+
+function bad(what: string, expected: string): never {
+  throw new PdError('PD_E_OPTION', `${what}: ${expected}`);
+}
+
+const MIB = 1024 * 1024;
+
+function parseSize(raw: string): number {
+  const m = /^\s*(\d+)\s*([kKmM]?)[iI]?[bB]?\s*$/.exec(raw);
+  if (!m) return NaN;
+  const n = Number(m[1]);
+  const unit = m[2]?.toLowerCase();
+  return unit === 'k' ? n * 1024 : unit === 'm' ? n * MIB : n;
+}
+
+function intIn(lo: number, hi: number, unit = ''): (raw: string) => number {
+  return (raw) => {
+    const n = /^\s*\d+\s*$/.test(raw) ? Number(raw) : NaN;
+    if (!Number.isSafeInteger(n) || n < lo || n > hi) bad(raw, `expected an integer${unit} from ${lo} to ${hi}`);
+    return n;
+  };
+}
+
+function oneOf<T extends string>(values: readonly T[]): (raw: string) => T {
+  return (raw) => {
+    const v = raw.trim().toLowerCase();
+    if (!(values as readonly string[]).includes(v)) bad(raw, `expected one of ${values.join(', ')}`);
+    return v as T;
+  };
+}
+
+function nonEmpty(raw: string): string {
+  if (raw.trim() === '') bad(JSON.stringify(raw), 'expected a path');
+  return raw;
+}
+
+/** The package root: dist/control/options.js -> the directory holding dist/ and preload/. */
+export function packageRoot(): string {
+  return join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+}
+
+const RING_MIN = constant('RING_MIN');
+const RING_MAX = constant('RING_MAX');
+
+export const OPTIONS = {
+  socket: spec<string>({
+    env: 'PD_SOCKET',
+    flag: '--socket <path>',
+    defaultValue: () => defaultSocketPath(),
+    defaultText: '`$XDG_RUNTIME_DIR/pipedevice/pd.sock`, else `/tmp/pipedevice-$UID/pd.sock`',
+    parse: nonEmpty,
+    help: 'controller session socket; the pid file, status socket and log sit next to it',
+    scope: ['controller', 'pdrun', 'client', 'shim'],
+  }),
+  idleExit: spec<number>({
+    env: 'PD_IDLE_EXIT',
+    flag: '--idle-exit <seconds>',
+    defaultValue: () => 60,
+    defaultText: '60',
+    parse: intIn(0, 31 * 24 * 3600, ' (seconds)'),
+    help: 'the controller exits after this many seconds with no session; 0 = never',
+    scope: ['controller', 'pdrun'],
+  }),
+  ringSize: spec<number>({
+    env: 'PD_RING_SIZE',
+    flag: '--ring-size <bytes>',
+    defaultValue: () => 262144,
+    defaultText: '262144 (256K)',
+    parse: (raw) => {
+      const n = parseSize(raw);
+      if (!(Number.isSafeInteger(n) && n >= RING_MIN && n <= RING_MAX && (n & (n - 1)) === 0)) {
+        bad(raw, `expected a power of two from ${RING_MIN} to ${RING_MAX} bytes (e.g. 262144 or 256K)`);
+      }
+      return n;
+    },
+    help: 'bytes per ring (one per direction of each connection), a power of two',
+    scope: ['controller'],
+  }),
+  slotsPerArena: spec<number>({
+    env: 'PD_SLOTS_PER_ARENA',
+    flag: '--slots-per-arena <n>',
+    defaultValue: () => 8,
+    defaultText: '8',
+    parse: intIn(1, 4096),
+    help: 'connection slots an arena is sized for (rounded up to fill its 2 MiB pages)',
+    scope: ['controller'],
+  }),
+  arenaQuotaMb: spec<number>({
+    env: 'PD_ARENA_QUOTA_MB',
+    flag: '--arena-quota-mb <MiB>',
+    defaultValue: () => 1024,
+    defaultText: '1024',
+    parse: intIn(1, 1 << 30, ' (MiB)'),
+    help: 'most arena memory shared with one process; beyond it its connections stay on TCP',
+    scope: ['controller'],
+  }),
+  hugepages: spec<HugepageMode>({
+    env: 'PD_HUGEPAGES',
+    flag: '--hugepages <mode>',
+    defaultValue: () => 'auto',
+    defaultText: 'auto',
+    parse: oneOf<HugepageMode>(['auto', 'never']),
+    help: 'auto: hugepage-backed arenas when pages are reserved (vm.nr_hugepages); never: ordinary memory',
+    scope: ['controller'],
+  }),
+  log: spec<LogLevel>({
+    env: 'PD_LOG',
+    flag: '--log <level>',
+    defaultValue: () => 'quiet',
+    defaultText: 'quiet',
+    parse: oneOf<LogLevel>(['quiet', 'info', 'debug']),
+    help: 'stderr logging: quiet (warnings only), info (sessions, matches), debug (every message)',
+    scope: ['controller', 'pdrun', 'shim'],
+  }),
+  preload: spec<string>({
+    env: 'PD_PRELOAD',
+    flag: '--preload <path>',
+    defaultValue: () => join(packageRoot(), 'preload', 'libpd.so'),
+    defaultText: '`<package>/preload/libpd.so`',
+    parse: nonEmpty,
+    help: 'the shim pdrun preloads (e.g. preload/libpd-asan.so for the sanitizer build)',
+    scope: ['pdrun'],
+  }),
+  noController: spec<boolean>({
+    env: 'PD_NO_CONTROLLER',
+    flag: null,
+    defaultValue: () => false,
+    defaultText: 'unset',
+    parse: (raw) => raw !== '' && raw !== '0',
+    help: 'set to 1 by pdrun when no controller could be reached: the shim stays passthrough and silent',
+    scope: ['shim'],
+  }),
+} as const;
+
+export type OptionKey = keyof typeof OPTIONS;
+type ValueOf<K extends OptionKey> = ReturnType<(typeof OPTIONS)[K]['parse']>;
+export type Options = { [K in OptionKey]: ValueOf<K> };
+
+function keysFor(scope: Scope): OptionKey[] {
+  return (Object.keys(OPTIONS) as OptionKey[]).filter((k) => OPTIONS[k].scope.includes(scope) && OPTIONS[k].flag !== null);
+}
+
+/** Adds the flags of every option of `scope` to a commander command. */
+export function addOptionFlags(cmd: Command, scope: Scope): Command {
+  for (const key of keysFor(scope)) {
+    const s = OPTIONS[key];
+    if (!s.flag) continue;
+    const o = new Option(s.flag, `${s.help} [env ${s.env}, default ${s.defaultText.replace(/`/g, '')}]`);
+    if (o.attributeName() !== key) throw new Error(`options: flag ${s.flag} does not name ${key}`);
+    cmd.addOption(o);
+  }
+  return cmd;
+}
+
+/**
+ * Resolves options: the flag (raw strings from commander) wins, then the
+ * environment, then the default. Throws PdError naming the source of a bad value.
+ */
+export function resolveOptions<K extends OptionKey>(
+  keys: readonly K[], flags: Readonly<Record<string, unknown>> = {}, env: NodeJS.ProcessEnv = process.env,
+): Pick<Options, K> {
+  const out: Partial<Options> = {};
+  for (const key of keys) {
+    const s = OPTIONS[key] as Spec<ValueOf<K>>;
+    const flag = flags[key];
+    const fromEnv = env[s.env];
+    try {
+      if (typeof flag === 'string') (out as Record<string, unknown>)[key] = s.parse(flag);
+      else if (fromEnv !== undefined && fromEnv !== '') (out as Record<string, unknown>)[key] = s.parse(fromEnv);
+      else (out as Record<string, unknown>)[key] = s.defaultValue();
+    } catch (e) {
+      if (!(e instanceof PdError)) throw e;
+      const src = typeof flag === 'string' ? s.flag?.split(' ')[0] ?? key : s.env;
+      throw new PdError('PD_E_OPTION', `${src}=${e.message}`);
+    }
+  }
+  return out as Pick<Options, K>;
+}
+
+export function optionKeys(scope: Scope): OptionKey[] {
+  return (Object.keys(OPTIONS) as OptionKey[]).filter((k) => OPTIONS[k].scope.includes(scope));
+}
+
+/** The options table in markdown, for the docs. */
+export function renderOptionsMarkdown(): string {
+  const esc = (s: string) => s.replace(/\|/g, '\\|');
+  const rows = (Object.keys(OPTIONS) as OptionKey[]).map((k) => {
+    const s = OPTIONS[k];
+    const flag = s.flag ? `\`${s.flag.replace(/ <.*/, '')}\`` : '-';
+    return `| \`${s.env}\` | ${flag} | ${esc(s.defaultText)} | ${s.scope.join(', ')} | ${esc(s.help)} |`;
+  });
+  return [
+    '| variable | flag | default | read by | meaning |',
+    '| --- | --- | --- | --- | --- |',
+    ...rows,
+    '',
+    'A flag wins over its variable; the variable over the default.',
+    '',
+  ].join('\n');
+}

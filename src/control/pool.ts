@@ -1,0 +1,104 @@
+// Arenas per pair of sessions (unordered; a session may pair with itself), slot
+// allocation, and the per-process quota on arena memory.
+import { Arena, type ArenaConfig, arenaGeometry } from '../datapath/arena.js';
+import { errorMessage } from './errors.js';
+import type { Session } from './session.js';
+
+export interface PooledArena {
+  readonly arena: Arena;
+  readonly sessions: readonly [Session, Session];
+}
+
+export type LeaseResult =
+  | { readonly ok: true; readonly arena: Arena; readonly index: number; readonly generation: number }
+  | { readonly ok: false; readonly why: 'quota' | 'no-memory'; readonly detail: string };
+
+export class ArenaPool {
+  private nextId = 1;
+  private readonly byPair = new Map<string, PooledArena[]>();
+  private readonly byId = new Map<number, PooledArena>();
+  /** arena bytes shared with each session */
+  private readonly bytes = new Map<Session, number>();
+  private warned = false;
+  /** whether the last arena made got hugepages (null before the first) */
+  lastHugepage: boolean | null = null;
+
+  constructor(
+    private readonly cfg: ArenaConfig,
+    private readonly quotaBytes: number,
+    private readonly warn: (line: string) => void,
+  ) {}
+
+  private static pairKey(a: Session, b: Session): string {
+    return a.id <= b.id ? `${a.id}:${b.id}` : `${b.id}:${a.id}`;
+  }
+
+  /** A free slot in an arena of this pair, making an arena when all are full. */
+  lease(a: Session, b: Session): LeaseResult {
+    const key = ArenaPool.pairKey(a, b);
+    const list = this.byPair.get(key) ?? [];
+    for (const p of list) {
+      const s = p.arena.allocSlot();
+      if (s) return { ok: true, arena: p.arena, ...s };
+    }
+    const size = arenaGeometry(this.cfg.ringSize, this.cfg.slotsPerArena).size;
+    for (const s of a === b ? [a] : [a, b]) {
+      const used = this.bytes.get(s) ?? 0;
+      if (used + size > this.quotaBytes) {
+        return { ok: false, why: 'quota', detail: `pid ${s.pid} already shares ${used >> 20} MiB of arenas` };
+      }
+    }
+    let arena: Arena;
+    try {
+      arena = Arena.create(this.nextId++, this.cfg, (line) => {
+        if (!this.warned) this.warn(line);
+        this.warned = true;
+      });
+    } catch (e) {
+      return { ok: false, why: 'no-memory', detail: errorMessage(e) };
+    }
+    this.lastHugepage = arena.hugepage;
+    const p: PooledArena = { arena, sessions: a.id <= b.id ? [a, b] : [b, a] };
+    list.push(p);
+    this.byPair.set(key, list);
+    this.byId.set(arena.id, p);
+    for (const s of a === b ? [a] : [a, b]) this.bytes.set(s, (this.bytes.get(s) ?? 0) + arena.size);
+    const slot = arena.allocSlot();
+    if (!slot) {
+      this.destroy(p);
+      return { ok: false, why: 'no-memory', detail: 'a new arena has no slot' };
+    }
+    return { ok: true, arena, ...slot };
+  }
+
+  /** Frees a slot; destroys its arena when that was the last one used. */
+  release(arena: Arena, index: number): void {
+    arena.freeSlot(index);
+    const p = this.byId.get(arena.id);
+    if (p && arena.slotsUsed === 0) this.destroy(p);
+  }
+
+  private destroy(p: PooledArena): void {
+    const [a, b] = p.sessions;
+    const key = ArenaPool.pairKey(a, b);
+    const list = (this.byPair.get(key) ?? []).filter((x) => x !== p);
+    if (list.length > 0) this.byPair.set(key, list);
+    else this.byPair.delete(key);
+    this.byId.delete(p.arena.id);
+    for (const s of a === b ? [a] : [a, b]) {
+      const left = (this.bytes.get(s) ?? 0) - p.arena.size;
+      if (left > 0) this.bytes.set(s, left);
+      else this.bytes.delete(s);
+    }
+    p.arena.destroy();
+  }
+
+  arenas(): PooledArena[] {
+    return [...this.byId.values()];
+  }
+
+  /** Unmaps every arena (controller shutdown; the shims keep their mappings). */
+  destroyAll(): void {
+    for (const p of [...this.byId.values()]) this.destroy(p);
+  }
+}
