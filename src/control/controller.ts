@@ -87,12 +87,15 @@ export class Controller {
       this.prepareDirectory(path);
       this.lock = await this.takeLock(path);
       this.removeStaleSocket(path);
-      this.listenFd = this.bindListener(path);
+      // Status first: once the session socket answers, everything answers.
       await this.startStatusServer(statusSocketPath(path));
+      this.listenFd = this.bindListener(path);
     } catch (e) {
       this.cleanupFiles();
       if (this.listenFd >= 0) closeQuietly(this.listenFd);
       this.listenFd = -1;
+      this.status?.close();
+      this.status = null;
       this.state = ControllerState.Stopped;
       throw e;
     }
@@ -211,9 +214,14 @@ export class Controller {
         sock.end(body);
       });
       server.once('error', (e) => reject(new PdError('PD_E_SOCKET_PATH', `status socket ${path}: ${errorMessage(e)}`)));
+      // listen() binds a Unix socket synchronously, so the umask covers exactly the bind.
       const old = process.umask(0o077);
-      server.listen(path, () => {
+      try {
+        server.listen(path);
+      } finally {
         process.umask(old);
+      }
+      server.once('listening', () => {
         chmodSync(path, 0o600);
         this.statusIno = statSync(path).ino;
         server.on('error', (e) => this.log.error(`status socket: ${errorMessage(e)}`));

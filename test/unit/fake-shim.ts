@@ -45,9 +45,10 @@ export class ControllerProc {
     }));
   }
 
-  static async start(args: string[] = [], env: Record<string, string> = {}): Promise<ControllerProc> {
-    const dir = mkdtempSync('/tmp/pdunit-');
-    const sock = path.join(dir, 'pd.sock');
+  /** Starts `pd controller --socket <sock>` (default: in a new temp dir) and waits until it answers. */
+  static async start(args: string[] = [], env: Record<string, string> = {}, at?: string): Promise<ControllerProc> {
+    const dir = at ? path.dirname(at) : mkdtempSync('/tmp/pdunit-');
+    const sock = at ?? path.join(dir, 'pd.sock');
     const child = spawn(process.execPath, [PD_JS, 'controller', '--socket', sock, '--idle-exit', '0', '--log', 'debug', ...args], {
       stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env },
     });
