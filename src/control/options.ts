@@ -18,7 +18,7 @@ interface Spec<T> {
   readonly env: `PD_${string}`;
   /** commander flag, e.g. `--ring-size <bytes>`; null for options with no flag */
   readonly flag: string | null;
-  readonly defaultValue: () => T;
+  readonly defaultValue: (env: NodeJS.ProcessEnv) => T;
   /** the default as the docs show it */
   readonly defaultText: string;
   readonly parse: (raw: string) => T;
@@ -77,7 +77,7 @@ export const OPTIONS = {
   socket: spec<string>({
     env: 'PD_SOCKET',
     flag: '--socket <path>',
-    defaultValue: () => defaultSocketPath(),
+    defaultValue: (env) => defaultSocketPath(env),
     defaultText: '`$XDG_RUNTIME_DIR/pipedevice/pd.sock`, else `/tmp/pipedevice-$UID/pd.sock`',
     parse: nonEmpty,
     help: 'controller session socket; the pid file, status socket and log sit next to it',
@@ -198,7 +198,7 @@ export function resolveOptions<K extends OptionKey>(
     try {
       if (typeof flag === 'string') (out as Record<string, unknown>)[key] = s.parse(flag);
       else if (fromEnv !== undefined && fromEnv !== '') (out as Record<string, unknown>)[key] = s.parse(fromEnv);
-      else (out as Record<string, unknown>)[key] = s.defaultValue();
+      else (out as Record<string, unknown>)[key] = s.defaultValue(env);
     } catch (e) {
       if (!(e instanceof PdError)) throw e;
       const src = typeof flag === 'string' ? s.flag?.split(' ')[0] ?? key : s.env;
