@@ -1,7 +1,7 @@
 // Checks: 1,000 short connections under pdrun on both sides, each sending a pseudo-random size right after connect() (so bytes straddle the handover), come back in order and byte-exact; also 300 against a thread-per-connection server.
 import { expect, it } from 'vitest';
 import { runClient, startServer, type ShortResult } from '../helpers/echo.js';
-import { pdStatus } from '../helpers/pd.js';
+import { watchTransports } from '../helpers/pd.js';
 import { setupPdTest } from '../helpers/lifecycle.js';
 
 const pd = setupPdTest();
@@ -13,23 +13,24 @@ for (const [n, serverArgs, seed] of [
   it(`${n} short connections, server ${serverArgs.length ? 'threaded' : 'sequential'}, byte-exact`, async () => {
     const opts = { pdrun: true, env: pd().env };
     const server = await startServer([...serverArgs, '--max-conns', String(n)], opts);
-    const { result } = await runClient<ShortResult>(
-      ['short', '127.0.0.1', String(server.port), String(n), '--seed', seed],
-      opts,
-      110_000,
-    );
-    expect(result).toMatchObject({ ok: true, mode: 'short', conns: n });
-    expect(result.bytes).toBeGreaterThan(0);
-    await server.proc.waitOk(30_000);
+    // Sample pd status during the run: the connections must really be upgraded,
+    // or the test would not exercise the handover at all.
+    const watch = watchTransports(pd().sock);
+    let seen: { ring: number; tcp: number; samples: number };
     try {
-      const s = pdStatus(pd().sock);
-      const byTransport = s.connections.reduce<Record<string, number>>((a, c) => {
-        a[c.transport] = (a[c.transport] ?? 0) + 1;
-        return a;
-      }, {});
-      console.log(`${n} conns, ${result.bytes} B in ${result.seconds.toFixed(2)} s; status after: ${JSON.stringify(byTransport)}`);
-    } catch (e) {
-      console.log(`${n} conns, ${result.bytes} B in ${result.seconds.toFixed(2)} s; status unavailable: ${String(e)}`);
+      const { result } = await runClient<ShortResult>(
+        ['short', '127.0.0.1', String(server.port), String(n), '--seed', seed],
+        opts,
+        110_000,
+      );
+      expect(result).toMatchObject({ ok: true, mode: 'short', conns: n });
+      expect(result.bytes).toBeGreaterThan(0);
+      console.log(`${n} conns, ${result.bytes} B in ${result.seconds.toFixed(2)} s`);
+    } finally {
+      seen = await watch.stop();
     }
+    await server.proc.waitOk(30_000);
+    console.log(`pd status samples: ${seen.samples}, connections seen on ring: ${seen.ring}, only on tcp: ${seen.tcp}`);
+    expect(seen.ring, 'no connection was seen upgraded to the ring during the run').toBeGreaterThan(0);
   });
 }
