@@ -4,7 +4,9 @@ import { requireBuild } from '../helpers/build-state.js';
 import { MiB, KiB, runClient, startServer, type ShortResult, type StreamResult } from '../helpers/echo.js';
 import { killAll } from '../helpers/proc.js';
 
-const env = { PD_SOCKET: '/proc/pdnope/pd.sock' };
+// /proc refuses mkdir with ENOENT (not EACCES/EPERM), the nastiest unwritable place;
+// PD_TEST_NOCTL_SOCKET overrides it (e.g. /sys/pdnope/pd.sock, which gives EPERM).
+const env = { PD_SOCKET: process.env.PD_TEST_NOCTL_SOCKET ?? '/proc/pdnope/pd.sock' };
 
 beforeEach(() => requireBuild());
 afterEach(async () => {
