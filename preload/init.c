@@ -10,7 +10,7 @@
 #include "pd.h"
 
 struct pd_real pd_real;
-struct pd_config pd_cfg = { .log_level = PD_LOG_WARN, .spin_us = 20 };
+struct pd_config pd_cfg = { .log_level = PD_LOG_WARN, .spin_us = 100 };
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 

@@ -399,13 +399,11 @@ void pd_conn_progress(struct pd_conn *c)
 		st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
 	}
 	if (st != PD_CS_ASSIGNED || c->no_attach) return;
-	/* Attach only when no thread of ours is inside a call on this
-	 * connection: from now on nobody may block in the kernel on it. */
+	/* Attaching lets the peer switch the direction we read, so it needs
+	 * no thread of ours blocked in a kernel read on the socket: it takes
+	 * rx_lock, which every read holds. Our own sending direction switches
+	 * later, under tx_lock, in tx_use_ring(). */
 	if (pthread_mutex_trylock(&c->rx_lock) != 0) return;
-	if (pthread_mutex_trylock(&c->tx_lock) != 0) {
-		pthread_mutex_unlock(&c->rx_lock);
-		return;
-	}
 	if (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == PD_CS_ASSIGNED && !c->no_attach) {
 		uint32_t magic = pd_load_acquire(&c->slot->magic), gen = pd_load_relaxed(&c->slot->generation);
 		if (magic == PD_SLOT_MAGIC && gen == c->generation) {
@@ -417,7 +415,6 @@ void pd_conn_progress(struct pd_conn *c)
 			__atomic_store_n(&c->state, PD_CS_TCP, __ATOMIC_RELEASE);
 		}
 	}
-	pthread_mutex_unlock(&c->tx_lock);
 	pthread_mutex_unlock(&c->rx_lock);
 }
 
