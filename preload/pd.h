@@ -87,6 +87,7 @@ struct pd_conn {
 	uint64_t rx_tail;      /* private copy of rxd->tail, under rx_lock */
 	int efd_rx_self, efd_tx_self, efd_rx_peer, efd_tx_peer;
 	int reset;             /* the slot was found corrupted: ECONNRESET, atomic */
+	uint32_t rx_spin_ns, tx_spin_ns; /* adaptive spin budgets (ring.c) */
 	struct pd_conn *next_pending; /* session pending list, under the session lock */
 	struct pd_conn *next_free;
 };

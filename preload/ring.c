@@ -6,6 +6,7 @@
  * copy length is derived from them, and a bad one resets the connection. */
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -151,17 +152,33 @@ static bool tx_ready(struct pd_conn *c)
 	return c->tx_head - pd_load_acquire(&c->txd->tail) < c->ring_size;
 }
 
-static bool spin(struct pd_conn *c, bool (*ready)(struct pd_conn *))
+/* Bounded, adaptive spin before sleeping. Each wait kind keeps a budget
+ * that halves when a spin ends in sleep anyway and grows when it pays, so a
+ * connection whose peer is rarely quick stops burning CPU. After the first
+ * microseconds the loop yields the CPU: the peer we wait for may have been
+ * woken onto our own core (wake-affine) and cannot run while we spin. */
+static bool spin(struct pd_conn *c, bool (*ready)(struct pd_conn *), uint32_t *budget_ns)
 {
-	if (pd_cfg.spin_us <= 0) return false;
-	uint64_t deadline = pd_now_ns() + (uint64_t)pd_cfg.spin_us * 1000u;
+	const uint32_t max = (uint32_t)pd_cfg.spin_us * 1000u;
+	if (max == 0) return false;
+	uint32_t budget = *budget_ns;
+	if (budget == 0 || budget > max) budget = max;
+	uint64_t start = pd_now_ns(), now = start;
 	for (;;) {
 		for (int i = 0; i < 64; i++) {
-			if (ready(c)) return true;
+			if (ready(c)) {
+				uint32_t grown = budget + max / 8;
+				*budget_ns = grown > max ? max : grown;
+				return true;
+			}
 			pd_cpu_relax();
 		}
-		if (pd_now_ns() >= deadline) return false;
+		now = pd_now_ns();
+		if (now - start >= budget) break;
+		if (now - start >= 2000) sched_yield();
 	}
+	*budget_ns = budget / 2 < 1000 ? 1000 : budget / 2;
+	return false;
 }
 
 /* Wait until rx_ready or the kernel socket is readable. Returns 0, -EAGAIN
@@ -169,7 +186,7 @@ static bool spin(struct pd_conn *c, bool (*ready)(struct pd_conn *))
 static int wait_rx(struct pd_conn *c, short *sock_ev)
 {
 	*sock_ev = 0;
-	if (spin(c, rx_ready)) return 0;
+	if (spin(c, rx_ready, &c->rx_spin_ns)) return 0;
 	pd_store_relaxed(&c->rxd->reader_armed, 1);
 	pd_fence_full(); /* orders the armed store before the re-check loads */
 	if (rx_ready(c)) {
@@ -193,7 +210,7 @@ static int wait_rx(struct pd_conn *c, short *sock_ev)
 
 static int wait_tx(struct pd_conn *c)
 {
-	if (spin(c, tx_ready)) return 0;
+	if (spin(c, tx_ready, &c->tx_spin_ns)) return 0;
 	pd_store_relaxed(&c->txd->writer_armed, 1);
 	pd_fence_full(); /* orders the armed store before the re-check loads */
 	if (tx_ready(c)) {
