@@ -1,49 +1,61 @@
 /*
  * waitwake.pml -- the wait/notify protocol of ONE ring direction of a
  * pipedevice connection slot (struct pd_dir_ctrl), with the byte-exact
- * handover from kernel TCP and EOF, checked with spin.
+ * handover from kernel TCP and end of stream, checked with spin.
+ * See README.md in this directory.
  *
- * Producer = the sending end of the direction, consumer = the receiving end.
- * One item stands for one byte (or one send); K items are sent in all, some
- * (nondeterministically 0..K) by TCP before the switch, the rest by a ring of
- * N slots.  Every Promela statement is atomic and the interleaving is
- * sequentially consistent: a "full fence" in the C code is what makes the C
- * behave like this model at the points marked FENCE.  The broken variants
- * below model a missing fence as the reordering it permits.
+ * It follows preload/ring.c statement by statement:
+ *   consumer  = pd_conn_recv_msg: tcp_recv_once, ring_recv_once, wait_rx, rx_ready
+ *   producer  = pd_conn_send_msg: tx_use_ring (the switch), tcp_send,
+ *               ring_send, wait_tx, tx_ready; then close / shutdown / death
+ *   network   = the kernel delivering TCP bytes, then the FIN
+ *   killer    = may kill the producer before any of its statements
+ *   watchdog  = when nothing can move, asserts the run is complete
+ * One item stands for a byte.  K items are sent in all, a prefix (0..K) by TCP
+ * before the switch, the rest through a ring of N slots, in chunks of any size
+ * the space allows; the consumer reads chunks of any size.  Every Promela
+ * statement is atomic and interleavings are sequentially consistent: the
+ * shim's full fences (pd_fence_full, pd_xchg) are what make the C behave like
+ * this at the points marked FENCE.  The BROKEN_*_NO_FENCE variants model a
+ * missing fence as the store->load reordering it would permit.
  *
- * Shared memory (names as in src/datapath/layout.ts, struct dir_ctrl):
- *   head, tail          free-running counters, kept here modulo MODC and
- *                       compared only through their difference
- *   tx_tcp_bytes        items the producer sent by TCP before switching
- *   switched            set by the producer (release, after tx_tcp_bytes)
- *   reader_armed        consumer is about to sleep waiting for data
- *   writer_armed        producer is about to sleep waiting for space
+ * Shared memory (src/datapath/layout.ts, struct dir_ctrl):
+ *   head, tail       free-running counters, here modulo MODC; only their
+ *                    difference is used, checked against N like the C does
+ *   tx_tcp_bytes     bytes the producer sent by TCP before switching
+ *   switched         set (release) after tx_tcp_bytes
+ *   wr_closed        set (release) after the last head publish
+ *   reader_armed     consumer is about to sleep waiting for data
+ *   writer_armed     producer is about to sleep waiting for space
  * Kernel objects:
- *   tcp_sent, tcp_arr,  the kernel TCP socket: items sent, arrived in the
- *   rx_tcp              receive queue (process `network`), received
- *   fin_sent, fin       the producer closed; the FIN arrived after the data
- *   doorbell_rx/_tx     eventfd counters: write adds 1, read takes all
+ *   tcp_sent, tcp_arr, rx_tcp   TCP bytes sent, arrived, received
+ *   fin_sent, fin               close()/shutdown()/death; FIN arrived
+ *   doorbell_rx, doorbell_tx    eventfds: write adds 1, read takes all
  *
  * Switches (spin -D...):
- *   correct protocol, expected to verify:
- *     (none)               the protocol as the shim implements it
- *     CLEAR_ON_RECHECK     consumer/producer clear their armed flag when
- *                          the re-check after arming finds work
- *     NO_SWITCH_DOORBELL   the producer does not ring after setting switched
- *   broken, expected to FAIL (shows the check has teeth):
- *     BROKEN_RX_NO_RECHECK     consumer arms and sleeps without re-checking
- *     BROKEN_RX_NO_FENCE       consumer's re-check load overtakes its arm
- *                              store (no fence: check, then arm, then sleep)
- *     BROKEN_TX_NO_RECHECK     producer arms and sleeps without re-checking
- *     BROKEN_TX_WAKE_NO_FENCE  producer loads reader_armed before its head
- *                              store is visible
- *     BROKEN_RX_WAKE_NO_FENCE  consumer loads writer_armed before its tail
- *                              store is visible
- *     BROKEN_PRESWITCH_NO_ARM  before the switch the consumer sleeps on the
- *                              socket without arming (relies on TCP alone)
- *     BROKEN_HANDOVER_ORDER    producer publishes switched before tx_tcp_bytes
- *     BROKEN_EOF_NO_RECHECK    consumer returns EOF on FIN without re-checking
- *                              the ring after seeing it
+ *   expected to verify:
+ *     (none)                 the protocol as preload/ring.c implements it
+ *     KEEP_ARMED_ON_RECHECK  a waiter whose re-check succeeds leaves its
+ *                            armed flag set (the C clears it)
+ *     NO_SWITCH_DOORBELL     no wake_reader after setting switched
+ *     NO_SPIN                PD_SPIN_US=0: no bounded spin before arming
+ *   broken, expected to FAIL:
+ *     BROKEN_RX_NO_RECHECK        consumer arms and sleeps, no re-check
+ *     BROKEN_RX_NO_FENCE          consumer's re-check loads overtake its
+ *                                 armed store (check, arm, sleep)
+ *     BROKEN_TX_NO_RECHECK        producer arms and sleeps, no re-check
+ *     BROKEN_TX_WAKE_NO_FENCE     producer loads reader_armed before its
+ *                                 head store is visible
+ *     BROKEN_RX_WAKE_NO_FENCE     consumer loads writer_armed before its
+ *                                 tail store is visible
+ *     BROKEN_PRESWITCH_NO_ARM     before the ring, the consumer sleeps on
+ *                                 poll(socket, doorbell) without arming
+ *     BROKEN_RX_POLL_DOORBELL_ONLY  the consumer's poll leaves out the socket
+ *     BROKEN_HANDOVER_ORDER       switched published before tx_tcp_bytes
+ *     BROKEN_EOF_NO_RECHECK       ring EOF (wr_closed or FIN) returned
+ *                                 without re-checking head
+ *     BROKEN_FIN_NO_SWITCH_RECHECK  pre-switch FIN returned as EOF without
+ *                                 re-loading switched
  * Sizes: -DN=<ring slots> (default 2), -DK=<items> (default 5).
  */
 
@@ -55,174 +67,280 @@
 #endif
 #define MODC (2 * N)                       /* counters wrap here (u64 in C) */
 #define DIFF(a, b) (((a) + MODC - (b)) % MODC)
+#define MIN(a, b) ((a) < (b) -> (a) : (b))
 
-/* ---- struct dir_ctrl (shared memory) ---- */
+/* ---- struct pd_dir_ctrl (shared memory) ---- */
 byte head;                  /* producer line */
 byte tx_tcp_bytes;
 bit  switched;
+bit  wr_closed;
 byte tail;                  /* consumer line */
 bit  reader_armed;          /* wake line */
 bit  writer_armed;
 byte ring[N];               /* ring slots: item numbers 1..K */
 
 /* ---- kernel objects ---- */
-byte tcp_sent;              /* items the producer has send()-ed by TCP */
+byte tcp_sent;              /* items the producer send()-ed by TCP */
 byte tcp_arr;               /* of those, arrived in the receive queue */
-byte rx_tcp;                /* items the consumer has received from TCP */
-bit  fin_sent;              /* producer called close() */
+byte rx_tcp;                /* items the consumer received from TCP */
+bit  fin_sent;              /* the producer's socket was closed / shut down */
 bit  fin;                   /* the FIN arrived (after every TCP byte) */
-byte doorbell_rx;           /* consumer's eventfd (it sleeps here for data) */
-byte doorbell_tx;           /* producer's eventfd (it sleeps here for space) */
+byte doorbell_rx;           /* consumer's eventfd: it sleeps here for data */
+byte doorbell_tx;           /* producer's eventfd: it sleeps here for space */
 
 /* ---- observation only ---- */
-byte got;                   /* items the consumer has delivered, in order */
-bit  eof;                   /* consumer returned EOF */
+byte got;                   /* items the consumer delivered, in order */
+bit  c_eof;                 /* consumer returned EOF */
 bit  pdone;                 /* producer has sent all K items */
+byte published;             /* items made visible: TCP sends + head stores */
+bit  dead;                  /* the producer process was killed */
 
-/* exchange(flag, 0) == 1 ? write(doorbell) : nothing */
+/* wake_reader / wake_writer after the FENCE:
+ * if (load_relaxed(flag) && xchg(flag, 0)) write(doorbell) */
 inline wake(flag, doorbell) {
-  atomic { old = flag; flag = 0 };
   if
-  :: old -> doorbell++
+  :: flag ->
+     atomic { old = flag; flag = 0 };
+     if
+     :: old -> doorbell++
+     :: else -> skip
+     fi
   :: else -> skip
   fi
 }
 
-/* ================= consumer (receiving end) ================= */
+/* ======================= consumer: the receiver ======================= */
 
-/* One non-blocking look for the next item: avail = 0 none, 1 TCP, 2 ring.
- * Reads switched (acquire) then tx_tcp_bytes, then the source it selects. */
-inline probe() {
+/* rx_ready: news for the reader.  Before the ring: the switch itself (the
+ * TCP bytes are the socket's business, which the poll covers); on the ring:
+ * data or wr_closed. */
+inline rx_ready() {
   if
-  :: !sw ->
-     sw = switched;
+  :: !rx_ring ->
      if
-     :: sw -> txb = tx_tcp_bytes
-     :: else -> skip
+     :: !sw_seen -> rdy = switched
+     :: else -> rdy = 0
      fi
-  :: else -> skip
-  fi;
-  if
-  :: !sw || rx_tcp < txb ->               /* still reading TCP */
-     if
-     :: tcp_arr > rx_tcp -> avail = 1
-     :: else -> avail = 0
-     fi
-  :: else ->                              /* TCP prefix done: the ring */
+  :: else ->
      h = head;
      if
-     :: h != t -> avail = 2
-     :: else -> avail = 0
+     :: h != t -> rdy = 1
+     :: else -> rdy = wr_closed
      fi
   fi
 }
 
 active proctype consumer()
 {
-  byte t = 0;               /* private tail */
-  byte h;                   /* head as read once */
-  byte txb = 0;
-  bit  sw = 0;
-  byte avail;
-  byte n, k;
-  bit  old;
+  byte t = 0;               /* rx_tail, private */
+  byte h;                   /* head as loaded */
+  byte limit, n, k;
+  bit  rx_ring = 0;         /* peer switched and its TCP bytes are all read */
+  bit  sw_seen = 0;         /* rx_sw_seen */
+  bit  sw;
+  bit  sock_readable = 0;   /* the last poll reported the socket */
+  bit  check_kernel;
+  bit  rdy, ev_db, ev_sock, old;
 
   do
-  :: probe();
-     if
-     :: avail == 1 ->                         /* recv() from the socket */
-        rx_tcp++;
-        assert(rx_tcp == got + 1);            /* TCP item number rx_tcp */
-        got++
-     :: avail == 2 ->                         /* take one from the ring */
-        n = DIFF(h, t);
-        assert(n >= 1 && n <= N);             /* a sane head: never past it */
-        k = 0;
-        do                                    /* copy out 1..n items */
-        :: k < n ->
-           assert(ring[t % N] == got + 1);    /* in order, exactly once */
-           got++;
-           t = (t + 1) % MODC;
-           k++
-        :: k > 0 -> break
-        od;
-#ifdef BROKEN_RX_WAKE_NO_FENCE
+  :: if
+     :: !rx_ring ->
+        /* ---- tcp_recv_once ---- */
+        sw = switched;                        /* acquire */
         if
-        :: writer_armed -> tail = t; wake(writer_armed, doorbell_tx)
-        :: else -> tail = t
-        fi
-#else
-        tail = t;                             /* publish; FENCE */
-        if
-        :: writer_armed -> wake(writer_armed, doorbell_tx)
-        :: else -> skip
-        fi
-#endif
-     :: avail == 0 ->
-        if
-        :: fin ->                             /* recv() returned 0 */
-#ifndef BROKEN_EOF_NO_RECHECK
-           probe();                           /* re-check after the FIN */
+        :: sw ->
+           sw_seen = 1;
+           limit = tx_tcp_bytes;
+           assert(limit >= rx_tcp);           /* C: conn_reset */
            if
-           :: avail != 0 -> goto next
+           :: limit == rx_tcp -> rx_ring = 1; goto next   /* on to the ring */
+           :: else -> skip
+           fi
+        :: else -> limit = K
+        fi;
+        /* recvmsg(MSG_DONTWAIT), at most limit - rx_tcp items */
+        if
+        :: tcp_arr > rx_tcp && rx_tcp < limit ->
+           atomic {
+             n = MIN(tcp_arr, limit) - rx_tcp;
+             k = 1;
+             do                               /* the app's buffer takes 1..n */
+             :: k < n -> k++
+             :: break
+             od;
+             assert(rx_tcp == got);           /* TCP items come first, in order */
+             rx_tcp = rx_tcp + k;
+             got = got + k
+           };
+           sock_readable = 0;                 /* r > 0: back to the app; the */
+           goto next                          /* next call starts afresh   */
+        :: tcp_arr == rx_tcp && fin ->        /* recv returned 0 */
+           assert(!sw);                       /* FIN follows every TCP byte */
+#ifndef BROKEN_FIN_NO_SWITCH_RECHECK
+           if
+           :: switched -> goto wait           /* a switch we had not seen: */
+                                              /* -EAGAIN, wait_rx sees it   */
            :: else -> skip
            fi;
 #endif
-           eof = 1;
-           assert(got == K && pdone);         /* EOF only after every item */
-           break
-        :: else -> skip
-        fi;
-#ifdef BROKEN_PRESWITCH_NO_ARM
+           goto at_eof
+        :: else -> goto wait                  /* -EAGAIN */
+        fi
+     :: else ->
+        /* ---- ring_recv_once(check_kernel = sock_readable) ---- */
+        check_kernel = sock_readable;
+        sock_readable = 0;
+        h = head;                             /* acquire */
+        n = DIFF(h, t);
+        assert(n <= N);                       /* C: conn_reset */
         if
-        :: !sw -> goto sleep                  /* trust the socket to wake us */
-        :: else -> skip
-        fi;
-#endif
-#if defined(BROKEN_RX_NO_FENCE)
-        probe();                              /* load before the store */
-        reader_armed = 1;
-#elif defined(BROKEN_RX_NO_RECHECK)
-        reader_armed = 1;
-        avail = 0;
+        :: n > 0 ->
+           atomic {                           /* copy out 1..n items */
+             k = 0;
+             do
+             :: k < n ->
+                assert(ring[t % N] == got + 1);   /* in order, exactly once */
+                got++;
+                t = (t + 1) % MODC;
+                k++
+             :: k > 0 -> break
+             od
+           };
+#ifdef BROKEN_RX_WAKE_NO_FENCE
+           if
+           :: writer_armed -> tail = t; atomic { old = writer_armed; writer_armed = 0 };
+              if
+              :: old -> doorbell_tx++
+              :: else -> skip
+              fi
+           :: else -> tail = t
+           fi;
 #else
-        reader_armed = 1;                     /* FENCE */
-        probe();                              /* re-check */
+           tail = t;                          /* release; FENCE */
+           wake(writer_armed, doorbell_tx);
 #endif
+           goto next
+        :: else -> skip
+        fi;
         if
-        :: avail != 0 ->
-#ifdef CLEAR_ON_RECHECK
-           reader_armed = 0;
+        :: wr_closed ->
+#ifndef BROKEN_EOF_NO_RECHECK
+           if
+           :: head != t -> goto next          /* raced: go again */
+           :: else -> skip
+           fi;
 #endif
-           skip                               /* C: leave it armed, proceed */
-        :: else ->
-sleep:
-end_sleep:                                    /* poll(socket, doorbell_rx) */
-           (doorbell_rx > 0 || tcp_arr > rx_tcp || fin);
-           doorbell_rx = 0;                   /* eventfd read takes it all */
-           reader_armed = 0
+           goto at_eof
+        :: else -> skip
+        fi;
+        if
+        :: !check_kernel -> goto wait
+        :: else -> skip
+        fi;
+        /* recv(MSG_PEEK | MSG_DONTWAIT) on the kernel socket */
+        assert(tcp_arr == rx_tcp);            /* C: reset if TCP after the switch */
+        if
+        :: fin ->
+#ifndef BROKEN_EOF_NO_RECHECK
+           if
+           :: head != t -> goto next
+           :: else -> skip
+           fi;
+#endif
+           goto at_eof
+        :: else -> goto wait                  /* -EAGAIN */
         fi
      fi;
+
+wait:
+     /* ---- wait_rx ---- */
+#ifndef NO_SPIN
+     if
+     :: rx_ready();                           /* the bounded spin */
+        if
+        :: rdy -> goto next
+        :: else -> skip
+        fi
+     :: skip                                  /* spin off or expired */
+     fi;
+#endif
+#ifdef BROKEN_PRESWITCH_NO_ARM
+     if
+     :: !rx_ring -> goto sleep
+     :: else -> skip
+     fi;
+#endif
+#if defined(BROKEN_RX_NO_FENCE)
+     rx_ready();                              /* the load overtakes the store */
+     reader_armed = 1;
+#elif defined(BROKEN_RX_NO_RECHECK)
+     reader_armed = 1;
+     rdy = 0;
+#else
+     reader_armed = 1;                        /* FENCE */
+     rx_ready();                              /* re-check */
+#endif
+     if
+     :: rdy ->
+#ifndef KEEP_ARMED_ON_RECHECK
+        reader_armed = 0;
+#endif
+        goto next
+     :: else -> skip
+     fi;
+sleep:
+end_poll:                                     /* poll(socket, doorbell_rx) */
+#ifdef BROKEN_RX_POLL_DOORBELL_ONLY
+     atomic { doorbell_rx > 0 -> ev_db = 1; ev_sock = 0 };
+#else
+     atomic {
+       (doorbell_rx > 0 || tcp_arr > rx_tcp || fin) ->
+       ev_db = (doorbell_rx > 0);
+       ev_sock = (tcp_arr > rx_tcp || fin)
+     };
+#endif
+     reader_armed = 0;
+     if
+     :: ev_db -> doorbell_rx = 0              /* doorbell_drain: takes it all */
+     :: else -> skip
+     fi;
+     if
+     :: ev_sock -> sock_readable = 1
+     :: else -> skip
+     fi;
 next: skip
-  od
+  od;
+
+at_eof:
+  c_eof = 1;
+  assert(got == published && (pdone || dead)) /* EOF only after every item */
 }
 
-/* ================= producer (sending end) ================= */
+/* ======================= producer: the sender ======================= */
 
 active proctype producer()
 {
-  byte hh = 0;              /* private head */
-  byte tt;                  /* tail as read once */
-  byte sent = 0;
+  byte hh = 0;              /* tx_head, private */
+  byte tt;                  /* tail as loaded */
+  byte sent = 0;            /* tx_tcp + ring bytes */
   byte k;
-  bit  sw = 0;
+  bit  sw = 0;              /* tx_switched */
   bit  old;
 
+  {
   do
-  :: sent < K && !sw ->                       /* send() by TCP, pre-switch */
-     tcp_sent++;
-     sent++
-  :: !sw ->                                   /* the switch (peer attached) */
+  :: sent < K && !sw ->                       /* tcp_send: 1..K-sent items */
+     atomic {
+       k = 1;
+       do
+       :: k < K - sent -> k++
+       :: break
+       od;
+       tcp_sent = tcp_sent + k;
+       published = published + k;
+       sent = sent + k
+     }
+  :: sent < K && !sw ->                       /* tx_use_ring: the switch */
 #ifdef BROKEN_HANDOVER_ORDER
      switched = 1;
      tx_tcp_bytes = sent;
@@ -232,65 +350,104 @@ active proctype producer()
 #endif
      sw = 1;
 #ifndef NO_SWITCH_DOORBELL
-     if
-     :: reader_armed -> wake(reader_armed, doorbell_rx)
-     :: else -> skip
-     fi
+     wake(reader_armed, doorbell_rx);
 #endif
-  :: sent < K && sw ->                        /* send() into the ring */
-     tt = tail;
+  :: sent < K && sw ->                        /* ring_send, one chunk */
+     tt = tail;                               /* acquire */
+     assert(DIFF(hh, tt) <= N);               /* C: conn_reset */
      if
      :: DIFF(hh, tt) < N ->
-        k = 0;
-        do                                    /* copy in 1..space items */
-        :: k < N - DIFF(hh, tt) && sent < K ->
-           sent++;
-           ring[hh % N] = sent;               /* never a slot not consumed */
-           hh = (hh + 1) % MODC;
-           k++
-        :: k > 0 -> break
-        od;
+        atomic {                              /* copy in 1..space items */
+          k = 0;
+          do
+          :: k < N - DIFF(hh, tt) && sent < K ->
+             sent++;
+             ring[hh % N] = sent;
+             hh = (hh + 1) % MODC;
+             k++
+          :: k > 0 -> break
+          od
+        };
 #ifdef BROKEN_TX_WAKE_NO_FENCE
         if
-        :: reader_armed -> head = hh; wake(reader_armed, doorbell_rx)
-        :: else -> head = hh
+        :: reader_armed ->
+           atomic { head = hh; published = sent };
+           atomic { old = reader_armed; reader_armed = 0 };
+           if
+           :: old -> doorbell_rx++
+           :: else -> skip
+           fi
+        :: else -> atomic { head = hh; published = sent }
         fi
 #else
-        head = hh;                            /* publish; FENCE */
-        if
-        :: reader_armed -> wake(reader_armed, doorbell_rx)
-        :: else -> skip
-        fi
+        atomic { head = hh; published = sent };   /* release; FENCE */
+        wake(reader_armed, doorbell_rx)
 #endif
-     :: else ->                               /* ring full: wait for space */
+     :: else ->
+        /* ---- wait_tx ---- */
+#ifndef NO_SPIN
+        if
+        :: tt = tail;                         /* the bounded spin */
+           if
+           :: DIFF(hh, tt) < N -> goto pnext
+           :: else -> skip
+           fi
+        :: skip
+        fi;
+#endif
         writer_armed = 1;                     /* FENCE */
 #ifndef BROKEN_TX_NO_RECHECK
         tt = tail;                            /* re-check */
         if
         :: DIFF(hh, tt) < N ->
-#ifdef CLEAR_ON_RECHECK
+#ifndef KEEP_ARMED_ON_RECHECK
            writer_armed = 0;
 #endif
            goto pnext
         :: else -> skip
         fi;
 #endif
-        (doorbell_tx > 0);                    /* poll(doorbell_tx) */
-        doorbell_tx = 0;
-        writer_armed = 0
+        doorbell_tx > 0;                      /* poll(doorbell_tx, socket) */
+        writer_armed = 0;
+        doorbell_tx = 0                       /* doorbell_drain */
      fi
   :: sent == K -> break
   pnext: skip
   od;
   pdone = 1;
   if
-  :: fin_sent = 1       /* close(): FIN after the last head publish */
-  :: skip               /* or keep the connection open (e.g. await a reply) */
+  :: /* close(), last reference: pd_conn_release_slot (wr_closed, both
+      * doorbells) and the kernel's close (FIN), in either order */
+     if
+     :: wr_closed = 1; doorbell_rx++; fin_sent = 1
+     :: fin_sent = 1; wr_closed = 1; doorbell_rx++
+     fi
+  :: /* shutdown(SHUT_WR): pd_conn_shutdown, then the kernel's */
+     if
+     :: sw -> wr_closed = 1; wake(reader_armed, doorbell_rx)
+     :: else -> skip
+     fi;
+     fin_sent = 1
+  :: skip;              /* stays open (say, now awaiting a reply) */
+end_open:
+     false
+  fi
+  } unless {
+     dead ->            /* killed at any point: the kernel closes the socket */
+     fin_sent = 1
+  }
+}
+
+/* The producer's process may be killed at any moment (or never). */
+active proctype killer()
+{
+  if
+  :: dead = 1
+  :: skip
   fi
 }
 
-/* The kernel delivers TCP bytes, then the FIN, in order and in its own time
- * (the socket becomes readable; poll() on it wakes the consumer). */
+/* The kernel delivers TCP bytes, then the FIN, in order, in its own time. */
 active proctype network()
 {
 end_net:
@@ -300,13 +457,14 @@ end_net:
   od
 }
 
-/* When nothing else can move, the run must be complete: every item delivered,
- * the producer done, and EOF returned if the producer closed.  A lost wake-up
- * ends here with one side asleep while its condition holds. */
+/* When nothing else can move, the run must be complete: every item
+ * delivered, the producer done, and EOF returned if the producer closed.
+ * A lost wake-up ends here, one side asleep while its condition holds. */
+#define COMPLETE (got == published && (pdone || dead) && (c_eof || !(fin || wr_closed)))
 active proctype watchdog()
 {
-  timeout -> assert(got == K && pdone && (eof || !fin))
+  timeout -> assert(COMPLETE)
 }
 
-/* Liveness (pan -a): every run ends complete; catches livelocks too. */
-ltl complete { <> [] (got == K && pdone && (eof || !fin)) }
+/* Liveness (pan -a): every run ends complete; also catches livelocks. */
+ltl complete { <> [] COMPLETE }
