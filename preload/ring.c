@@ -145,10 +145,18 @@ static bool rx_ready(struct pd_conn *c)
 	return pd_load_acquire(&c->rxd->head) != c->rx_tail || pd_load_acquire(&c->rxd->wr_closed);
 }
 
+/* The peer will never read again: it closed its last fd, or the controller
+ * saw its process die (a SIGKILLed reader sets no flag of its own). */
+static bool peer_gone(struct pd_conn *c)
+{
+	return pd_load_acquire(&c->txd->rd_closed) ||
+	       pd_load_acquire(c->role == 0 ? &c->slot->dead1 : &c->slot->dead0);
+}
+
 static bool tx_ready(struct pd_conn *c)
 {
 	if (slot_reset(c)) return true;
-	if (pd_load_acquire(&c->txd->rd_closed)) return true;
+	if (peer_gone(c)) return true;
 	return c->tx_head - pd_load_acquire(&c->txd->tail) < c->ring_size;
 }
 
@@ -264,7 +272,7 @@ static ssize_t ring_send(struct pd_conn *c, const struct iovec *iov, int iovcnt,
 	if (total == 0) return 0;
 	for (;;) {
 		if (slot_reset(c)) return done ? (ssize_t)done : -ECONNRESET;
-		if (c->wr_shut || pd_load_acquire(&c->txd->rd_closed)) {
+		if (c->wr_shut || peer_gone(c)) {
 			if (done) return (ssize_t)done;
 			raise_sigpipe(flags);
 			return -EPIPE;
