@@ -13,6 +13,7 @@
 
 struct fd_chunk {
 	struct pd_conn *conn[PD_FD_CHUNK];
+	void *aux[PD_FD_CHUNK];   /* per-fd data of other modules (epoll.c) */
 	uint8_t kind[PD_FD_CHUNK];
 };
 
@@ -48,6 +49,26 @@ int pd_fd_kind(int fd)
 	return ch ? __atomic_load_n(&ch->kind[fd % PD_FD_CHUNK], __ATOMIC_RELAXED) : PD_FK_UNKNOWN;
 }
 
+void *pd_fd_aux(int fd)
+{
+	struct fd_chunk *ch = chunk_for(fd, false);
+	return ch ? __atomic_load_n(&ch->aux[fd % PD_FD_CHUNK], __ATOMIC_ACQUIRE) : NULL;
+}
+
+int pd_fd_set_aux(int fd, void *p)
+{
+	struct fd_chunk *ch = chunk_for(fd, true);
+	if (!ch) return -EMFILE;
+	__atomic_store_n(&ch->aux[fd % PD_FD_CHUNK], p, __ATOMIC_RELEASE);
+	return 0;
+}
+
+struct pd_conn *pd_conn_peek(int fd)
+{
+	struct fd_chunk *ch = chunk_for(fd, false);
+	return ch ? __atomic_load_n(&ch->conn[fd % PD_FD_CHUNK], __ATOMIC_ACQUIRE) : NULL;
+}
+
 bool pd_fd_tracked(int fd)
 {
 	struct fd_chunk *ch = chunk_for(fd, false);
@@ -73,6 +94,7 @@ struct pd_conn *pd_conn_get(int fd)
 
 static void conn_destroy(struct pd_conn *c)
 {
+	pd_ep_conn_gone(c);
 	pd_conn_release_slot(c);
 	pthread_mutex_lock(&tab_lock);
 	c->next_free = free_list;

@@ -90,6 +90,8 @@ struct pd_conn {
 	uint32_t rx_spin_ns, tx_spin_ns; /* adaptive spin budgets (ring.c) */
 	struct pd_conn *next_pending; /* session pending list, under the session lock */
 	struct pd_conn *next_free;
+	struct pd_epreg *epregs;  /* epoll registrations, under the epoll lock */
+	int pollers;              /* threads inside poll/select on it, atomic */
 };
 
 /* fd table: lock-free lookup, type-stable conn memory (never freed). */
@@ -99,9 +101,12 @@ struct pd_conn *pd_conn_new(int fd, int state, int nonblock);
 int pd_conn_install(int fd, struct pd_conn *c); /* another fd for c (dup) */
 void pd_conn_forget_fd(int fd);                 /* fd closed by the application */
 bool pd_fd_tracked(int fd);
+struct pd_conn *pd_conn_peek(int fd);           /* no reference: callers hold a lock that keeps it */
+void *pd_fd_aux(int fd);
+int pd_fd_set_aux(int fd, void *p);
 void pd_conn_foreach(void (*fn)(struct pd_conn *, void *), void *arg);
 /* Fd kinds for sockets that are not connections (yet). */
-enum pd_fd_kind { PD_FK_UNKNOWN = 0, PD_FK_TCP = 1, PD_FK_OTHER = 2, PD_FK_INTERNAL = 3 };
+enum pd_fd_kind { PD_FK_UNKNOWN = 0, PD_FK_TCP = 1, PD_FK_OTHER = 2, PD_FK_INTERNAL = 3, PD_FK_EPOLL = 4 };
 void pd_fd_set_kind(int fd, int kind);
 int pd_fd_kind(int fd);
 
@@ -123,6 +128,14 @@ ssize_t pd_conn_recv(struct pd_conn *c, const struct iovec *iov, int iovcnt, int
 ssize_t pd_conn_recv_msg(struct pd_conn *c, const struct iovec *iov, int iovcnt, int flags, struct msghdr *orig);
 ssize_t pd_conn_sendfile(struct pd_conn *c, int in, off_t *off, size_t count);
 int pd_conn_shutdown(struct pd_conn *c, int how);
+uint32_t pd_conn_ring_events(struct pd_conn *c, uint64_t *head, uint64_t *tail);
+void pd_conn_arm(struct pd_conn *c, bool rx, bool tx);
+
+/* ---- readiness (epoll.c, poll.c) ---- */
+struct pd_epreg;
+void pd_ep_conn_attached(struct pd_conn *c);   /* convert its epoll registrations */
+void pd_ep_conn_gone(struct pd_conn *c);       /* drop its epoll registrations */
+void pd_ep_fd_closed(int fd);                  /* fd was an epoll instance */
 
 /* ---- helpers ---- */
 #include <sys/syscall.h>

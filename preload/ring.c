@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <sched.h>
+#include <sys/epoll.h>
 #include <string.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -197,10 +198,7 @@ static int wait_rx(struct pd_conn *c, short *sock_ev)
 	if (spin(c, rx_ready, &c->rx_spin_ns)) return 0;
 	pd_store_relaxed(&c->rxd->reader_armed, 1);
 	pd_fence_full(); /* orders the armed store before the re-check loads */
-	if (rx_ready(c)) {
-		pd_store_relaxed(&c->rxd->reader_armed, 0);
-		return 0;
-	}
+	if (rx_ready(c)) return 0;
 	int timeout = sock_timeout_ms(c, SO_RCVTIMEO);
 	struct pollfd p[2] = { { .fd = c->sock, .events = POLLIN | POLLRDHUP }, { .fd = c->efd_rx_self, .events = POLLIN } };
 	int r;
@@ -208,7 +206,8 @@ static int wait_rx(struct pd_conn *c, short *sock_ev)
 		r = pd_real.poll(p, 2, timeout);
 	while (r < 0 && errno == EINTR);
 	int e = errno;
-	pd_store_relaxed(&c->rxd->reader_armed, 0);
+	/* armed stays set: an epoll/poll waiter in another thread may rely on
+	 * it; the peer clears it when it rings */
 	if (p[1].revents) doorbell_drain(c->efd_rx_self);
 	if (r < 0) return -e;
 	if (r == 0) return -EAGAIN;
@@ -221,10 +220,7 @@ static int wait_tx(struct pd_conn *c)
 	if (spin(c, tx_ready, &c->tx_spin_ns)) return 0;
 	pd_store_relaxed(&c->txd->writer_armed, 1);
 	pd_fence_full(); /* orders the armed store before the re-check loads */
-	if (tx_ready(c)) {
-		pd_store_relaxed(&c->txd->writer_armed, 0);
-		return 0;
-	}
+	if (tx_ready(c)) return 0;
 	int timeout = sock_timeout_ms(c, SO_SNDTIMEO);
 	/* the socket only for errors: a half-closed peer makes it readable forever */
 	struct pollfd p[2] = { { .fd = c->efd_tx_self, .events = POLLIN }, { .fd = c->sock, .events = 0 } };
@@ -233,7 +229,6 @@ static int wait_tx(struct pd_conn *c)
 		r = pd_real.poll(p, 2, timeout);
 	while (r < 0 && errno == EINTR);
 	int e = errno;
-	pd_store_relaxed(&c->txd->writer_armed, 0);
 	if (p[0].revents) doorbell_drain(c->efd_tx_self);
 	if (r < 0) return -e;
 	if (r == 0) return -EAGAIN;
@@ -317,7 +312,7 @@ static bool tx_use_ring(struct pd_conn *c, int flags, const struct msghdr *orig)
 	 * tx_tcp_bytes, then the ring. */
 	pd_store_relaxed(&c->txd->tx_tcp_bytes, c->tx_tcp);
 	pd_store_release(&c->txd->switched, 1); /* release: tx_tcp_bytes before switched */
-	c->tx_switched = true;
+	__atomic_store_n(&c->tx_switched, true, __ATOMIC_RELEASE);
 	wake_reader(c);
 	pd_debug("conn %llu: sending direction switched after %llu TCP bytes", (unsigned long long)c->id,
 		 (unsigned long long)c->tx_tcp);
@@ -562,4 +557,39 @@ int pd_conn_shutdown(struct pd_conn *c, int how)
 	}
 	if (how == SHUT_RD || how == SHUT_RDWR) c->rd_shut = true;
 	return 0;
+}
+
+/* Readiness of an attached connection from the ring alone (EPOLL* bits,
+ * which equal the POLL* ones). Lock-free and approximate in the way the
+ * kernel's is: a racing call may change it right after. What the ring does
+ * not know (TCP bytes before the switch, EPOLLOUT before our switch, the
+ * peer's FIN) the kernel socket still reports. *head and *tail receive the
+ * indices seen, for edge-triggered callers. */
+uint32_t pd_conn_ring_events(struct pd_conn *c, uint64_t *head, uint64_t *tail)
+{
+	uint32_t ev = 0;
+	if (slot_reset(c)) return EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP;
+	uint64_t h = pd_load_acquire(&c->rxd->head), t = pd_load_acquire(&c->rxd->tail);
+	uint64_t avail = h - t;
+	if (avail > c->ring_size) return EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP;
+	if (avail > 0) ev |= EPOLLIN;
+	if (pd_load_acquire(&c->rxd->wr_closed)) ev |= EPOLLIN | EPOLLRDHUP;
+	if (c->rd_shut) ev |= EPOLLIN | EPOLLRDHUP;
+	uint64_t th = pd_load_acquire(&c->txd->head), tt = pd_load_acquire(&c->txd->tail);
+	if (__atomic_load_n(&c->tx_switched, __ATOMIC_ACQUIRE)) {
+		if (peer_gone(c)) ev |= EPOLLOUT | EPOLLERR;
+		else if (th - tt < c->ring_size) ev |= EPOLLOUT;
+	}
+	if (head) *head = h;
+	if (tail) *tail = tt;
+	return ev;
+}
+
+/* Ask the peer to ring our doorbells on its next write (data) or read
+ * (space), then re-check: a caller about to sleep on the doorbells. */
+void pd_conn_arm(struct pd_conn *c, bool rx, bool tx)
+{
+	if (rx) pd_store_relaxed(&c->rxd->reader_armed, 1);
+	if (tx) pd_store_relaxed(&c->txd->writer_armed, 1);
+	pd_fence_full(); /* orders the armed stores before the caller's re-check */
 }

@@ -398,7 +398,8 @@ void pd_conn_progress(struct pd_conn *c)
 		pd_session_poll();
 		st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
 	}
-	if (st != PD_CS_ASSIGNED || c->no_attach) return;
+	/* not while a poll/select of the application watches only the socket */
+	if (st != PD_CS_ASSIGNED || c->no_attach || __atomic_load_n(&c->pollers, __ATOMIC_ACQUIRE) > 0) return;
 	/* Attaching lets the peer switch the direction we read, so it needs
 	 * no thread of ours blocked in a kernel read on the socket: it takes
 	 * rx_lock, which every read holds. Our own sending direction switches
@@ -407,6 +408,10 @@ void pd_conn_progress(struct pd_conn *c)
 	if (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == PD_CS_ASSIGNED && !c->no_attach) {
 		uint32_t magic = pd_load_acquire(&c->slot->magic), gen = pd_load_relaxed(&c->slot->generation);
 		if (magic == PD_SLOT_MAGIC && gen == c->generation) {
+			/* The application's epoll sets get our doorbells (and we arm)
+			 * before the peer can see us attached and switch: its first
+			 * ring write then wakes any epoll_wait already asleep. */
+			pd_ep_conn_attached(c);
 			/* release: our private state is set before the peer can see us attached */
 			pd_store_release(c->role == 0 ? &c->slot->attached0 : &c->slot->attached1, 1);
 			__atomic_store_n(&c->state, PD_CS_ATTACHED, __ATOMIC_RELEASE);

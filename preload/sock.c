@@ -1,7 +1,5 @@
 /* Lifecycle hooks: which fds are TCP connections, their duplicates, their
- * flags, their end; and the readiness calls, which do not yet understand
- * rings (issue 3): a connection that enters one before it is attached stays
- * on TCP. */
+ * flags, their end. Readiness is in epoll.c and poll.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -10,8 +8,6 @@
 #include "pd.h"
 
 #define PD_INIT() do { if (PD_UNLIKELY(!pd_real.read)) pd_init(); } while (0)
-
-enum { PD_NO_ATTACH_READINESS = 1 };
 
 static bool is_tcp_fd(int fd)
 {
@@ -101,6 +97,7 @@ PD_EXPORT int close(int fd)
 		pd_debug("close(%d) of a pipedevice fd ignored", fd);
 		return 0;
 	}
+	if (k == PD_FK_EPOLL) pd_ep_fd_closed(fd);
 	if (k != PD_FK_UNKNOWN) {
 		pd_conn_forget_fd(fd);
 		pd_fd_set_kind(fd, PD_FK_UNKNOWN);
@@ -217,82 +214,4 @@ PD_EXPORT int ioctl(int fd, unsigned long req, ...)
 		errno = saved;
 	}
 	return r;
-}
-
-/* ---- readiness: not ring-aware yet ---- */
-
-static void readiness_touch(int fd)
-{
-	struct pd_conn *c = pd_conn_get(fd);
-	if (!c) return;
-	int st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
-	if (st == PD_CS_ATTACHED) {
-		static int warned;
-		if (!__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
-			pd_warn("poll/select/epoll on an upgraded socket is not ring-aware yet");
-	} else if (st != PD_CS_TCP) {
-		c->no_attach = PD_NO_ATTACH_READINESS;
-	}
-	pd_conn_put(c);
-}
-
-PD_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
-{
-	PD_INIT();
-	int saved = errno;
-	for (nfds_t i = 0; i < n; i++)
-		if (pd_fd_kind(fds[i].fd) == PD_FK_TCP) readiness_touch(fds[i].fd);
-	errno = saved;
-	return pd_real.poll(fds, n, timeout);
-}
-
-PD_EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen)
-{
-	PD_INIT();
-	if (fdslen / sizeof *fds < n) return pd_real.__poll_chk(fds, n, timeout, fdslen);
-	return poll(fds, n, timeout);
-}
-
-PD_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask)
-{
-	PD_INIT();
-	int saved = errno;
-	for (nfds_t i = 0; i < n; i++)
-		if (pd_fd_kind(fds[i].fd) == PD_FK_TCP) readiness_touch(fds[i].fd);
-	errno = saved;
-	return pd_real.ppoll(fds, n, ts, mask);
-}
-
-static void select_touch(int n, fd_set *r, fd_set *w, fd_set *e)
-{
-	int saved = errno;
-	for (int fd = 0; fd < n && fd < FD_SETSIZE; fd++)
-		if ((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) || (e && FD_ISSET(fd, e)))
-			if (pd_fd_kind(fd) == PD_FK_TCP) readiness_touch(fd);
-	errno = saved;
-}
-
-PD_EXPORT int select(int n, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv)
-{
-	PD_INIT();
-	select_touch(n, r, w, e);
-	return pd_real.select(n, r, w, e, tv);
-}
-
-PD_EXPORT int pselect(int n, fd_set *r, fd_set *w, fd_set *e, const struct timespec *ts, const sigset_t *mask)
-{
-	PD_INIT();
-	select_touch(n, r, w, e);
-	return pd_real.pselect(n, r, w, e, ts, mask);
-}
-
-PD_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
-{
-	PD_INIT();
-	if (op != EPOLL_CTL_DEL && pd_fd_kind(fd) == PD_FK_TCP) {
-		int saved = errno;
-		readiness_touch(fd);
-		errno = saved;
-	}
-	return pd_real.epoll_ctl(epfd, op, fd, ev);
 }

@@ -1,0 +1,508 @@
+/* epoll on upgraded sockets.
+ *
+ * Every registration of a TCP socket in an application's epoll set is
+ * recorded (a pd_epreg) and made in the kernel with our tag (the reg's
+ * address) as data, the application's data kept aside. Once the connection
+ * is attached, its two doorbells join the set, edge-triggered, tagged too;
+ * the socket stays for what only the kernel knows (TCP bytes before the
+ * switch, the FIN, errors) but loses EPOLLOUT once we send by the ring.
+ * epoll_wait answers from the rings without a syscall when they are ready,
+ * else arms the connections (the peer rings on its next write/read), re-
+ * checks, and sleeps in the kernel; events with our tag are translated back.
+ * A registration whose connection ends on TCP is handed back to the kernel
+ * untouched (the application's own data restored): no cost for it after.
+ * Known limit: the ring scan is linear in the ring registrations of a set.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "barrier.h"
+#include "pd.h"
+
+#define EPREG_MAGIC 0x45505247u
+#define REG_CHUNK 1024
+#define REG_CHUNKS 1024
+
+enum { KIND_SOCK = 0, KIND_RX = 1, KIND_TX = 2 };
+enum { MODE_PLAIN = 0, MODE_RING = 1 };
+
+struct pd_epreg {
+	uint32_t magic;
+	int live;
+	int epfd, fd;
+	struct pd_conn *conn;     /* NULL until the fd becomes a connection */
+	uint32_t events;          /* the application's interest and flags */
+	uint64_t data;            /* the application's data */
+	int mode;
+	bool disabled;            /* EPOLLONESHOT fired */
+	bool out_in_kernel;       /* the socket registration includes EPOLLOUT */
+	uint64_t et_head, et_tail;
+	uint32_t et_last;         /* ring events last reported (edge-triggered) */
+	uint64_t out_batch;       /* epoll_wait round that last reported it */
+	int out_idx;              /* its slot in that round's output */
+	struct pd_epreg *next_ep, *next_conn, *next_free;
+};
+
+struct pd_ep {
+	struct pd_epreg *regs;
+	int ring_regs;
+};
+
+static pthread_mutex_t ep_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct pd_epreg *reg_chunks[REG_CHUNKS];
+static int reg_nchunks;
+static struct pd_epreg *reg_free;
+
+static struct pd_epreg *reg_alloc(void)
+{
+	if (!reg_free) {
+		if (reg_nchunks == REG_CHUNKS) return NULL;
+		struct pd_epreg *ch = calloc(REG_CHUNK, sizeof *ch);
+		if (!ch) return NULL;
+		for (int i = REG_CHUNK - 1; i >= 0; i--) {
+			ch[i].next_free = reg_free;
+			reg_free = &ch[i];
+		}
+		__atomic_store_n(&reg_chunks[reg_nchunks], ch, __ATOMIC_RELEASE);
+		__atomic_store_n(&reg_nchunks, reg_nchunks + 1, __ATOMIC_RELEASE);
+	}
+	struct pd_epreg *r = reg_free;
+	reg_free = r->next_free;
+	memset(r, 0, sizeof *r);
+	return r;
+}
+
+/* The reg behind a data value the kernel gave back, or NULL when the value
+ * is not one of our tags (then it is the application's own data). */
+static struct pd_epreg *reg_from_tag(uint64_t tag, int epfd, int *kind)
+{
+	uintptr_t p = (uintptr_t)(tag & ~(uint64_t)3);
+	int n = __atomic_load_n(&reg_nchunks, __ATOMIC_ACQUIRE);
+	for (int i = 0; i < n; i++) {
+		uintptr_t base = (uintptr_t)__atomic_load_n(&reg_chunks[i], __ATOMIC_ACQUIRE);
+		if (p < base || p >= base + REG_CHUNK * sizeof(struct pd_epreg)) continue;
+		if ((p - base) % sizeof(struct pd_epreg)) return NULL;
+		struct pd_epreg *r = (struct pd_epreg *)p;
+		if (r->magic != EPREG_MAGIC || !r->live || r->epfd != epfd) return NULL;
+		*kind = (int)(tag & 3);
+		return r;
+	}
+	return NULL;
+}
+
+/* Under ep_lock. The set's record lives in the fd table's aux slot. */
+static struct pd_ep *ep_get(int epfd, bool create)
+{
+	struct pd_ep *ep = pd_fd_aux(epfd);
+	if (ep || !create || epfd < 0) return ep;
+	ep = calloc(1, sizeof *ep);
+	if (ep && pd_fd_set_aux(epfd, ep) < 0) {
+		free(ep);
+		return NULL;
+	}
+	if (ep) pd_fd_set_kind(epfd, PD_FK_EPOLL);
+	return ep;
+}
+
+static struct pd_epreg *reg_find(struct pd_ep *ep, int fd)
+{
+	for (struct pd_epreg *r = ep ? ep->regs : NULL; r; r = r->next_ep)
+		if (r->fd == fd) return r;
+	return NULL;
+}
+
+static uint64_t tag(struct pd_epreg *r, int kind)
+{
+	return (uint64_t)(uintptr_t)r | (uint64_t)kind;
+}
+
+/* What the kernel socket is registered for. */
+static uint32_t sock_events(struct pd_epreg *r)
+{
+	if (r->mode == MODE_PLAIN) return r->events;
+	uint32_t ev = (r->events & (EPOLLIN | EPOLLRDHUP | EPOLLPRI | EPOLLET)) | EPOLLIN | EPOLLRDHUP;
+	if ((r->events & EPOLLOUT) && !__atomic_load_n(&r->conn->tx_switched, __ATOMIC_ACQUIRE)) ev |= EPOLLOUT;
+	return ev; /* no EPOLLONESHOT: we disable the registration ourselves */
+}
+
+static int kctl(int epfd, int op, int fd, uint32_t events, uint64_t data)
+{
+	struct epoll_event ev = { .events = events, .data.u64 = data };
+	return pd_real.epoll_ctl(epfd, op, fd, &ev) < 0 ? -errno : 0;
+}
+
+static void conn_unlink(struct pd_epreg *r)
+{
+	if (!r->conn) return;
+	for (struct pd_epreg **pp = &r->conn->epregs; *pp; pp = &(*pp)->next_conn)
+		if (*pp == r) {
+			*pp = r->next_conn;
+			break;
+		}
+	r->conn = NULL;
+}
+
+static void reg_drop(struct pd_ep *ep, struct pd_epreg *r)
+{
+	for (struct pd_epreg **pp = &ep->regs; *pp; pp = &(*pp)->next_ep)
+		if (*pp == r) {
+			*pp = r->next_ep;
+			break;
+		}
+	if (r->mode == MODE_RING) ep->ring_regs--;
+	conn_unlink(r);
+	r->live = 0;
+	r->magic = 0;
+	r->next_free = reg_free;
+	reg_free = r;
+}
+
+/* Move a registration to ring mode: its connection is attached. */
+static void reg_to_ring(struct pd_ep *ep, struct pd_epreg *r)
+{
+	struct pd_conn *c = r->conn;
+	if (kctl(r->epfd, EPOLL_CTL_ADD, c->efd_rx_self, EPOLLIN | EPOLLET, tag(r, KIND_RX)) < 0 ||
+	    kctl(r->epfd, EPOLL_CTL_ADD, c->efd_tx_self, EPOLLIN | EPOLLET, tag(r, KIND_TX)) < 0) {
+		/* EEXIST: the connection is in this set under another fd too; the
+		 * doorbells then report for that registration. Stay usable. */
+	}
+	r->mode = MODE_RING;
+	ep->ring_regs++;
+	r->out_in_kernel = sock_events(r) & EPOLLOUT;
+	kctl(r->epfd, EPOLL_CTL_MOD, r->fd, sock_events(r), tag(r, KIND_SOCK));
+	/* a waiter may already sleep in this set without having armed us */
+	pd_conn_arm(c, true, true);
+}
+
+/* Hand a registration back to the kernel: its connection stays on TCP. */
+static void reg_to_kernel(struct pd_ep *ep, struct pd_epreg *r)
+{
+	uint32_t ev = r->disabled ? (r->events & ~(uint32_t)(EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI)) : r->events;
+	kctl(r->epfd, EPOLL_CTL_MOD, r->fd, ev, r->data);
+	reg_drop(ep, r);
+}
+
+/* Bring a registration up to date with its connection's state. */
+static void reg_refresh(struct pd_ep *ep, struct pd_epreg *r)
+{
+	if (!r->conn) {
+		/* No reference taken: a connection is unlinked from its regs under
+		 * ep_lock (pd_ep_conn_gone) before it can be recycled, and one with
+		 * fds left has not started that yet. */
+		struct pd_conn *c = pd_conn_peek(r->fd);
+		if (!c || __atomic_load_n(&c->fds, __ATOMIC_ACQUIRE) <= 0) return;
+		r->conn = c;
+		r->next_conn = c->epregs;
+		c->epregs = r;
+	}
+	int st = __atomic_load_n(&r->conn->state, __ATOMIC_ACQUIRE);
+	if (r->mode == MODE_PLAIN) {
+		if (st == PD_CS_TCP) reg_to_kernel(ep, r);
+		else if (st == PD_CS_ATTACHED) reg_to_ring(ep, r);
+		return;
+	}
+	if (r->out_in_kernel && !(sock_events(r) & EPOLLOUT)) { /* we switched to sending by the ring */
+		r->out_in_kernel = false;
+		kctl(r->epfd, EPOLL_CTL_MOD, r->fd, sock_events(r), tag(r, KIND_SOCK));
+	}
+}
+
+void pd_ep_conn_attached(struct pd_conn *c)
+{
+	pthread_mutex_lock(&ep_lock);
+	for (struct pd_epreg *r = c->epregs, *next; r; r = next) {
+		next = r->next_conn;
+		if (r->mode == MODE_PLAIN) reg_to_ring(ep_get(r->epfd, false), r);
+	}
+	pthread_mutex_unlock(&ep_lock);
+}
+
+void pd_ep_conn_gone(struct pd_conn *c)
+{
+	pthread_mutex_lock(&ep_lock);
+	while (c->epregs) {
+		struct pd_epreg *r = c->epregs;
+		struct pd_ep *ep = ep_get(r->epfd, false);
+		if (ep) reg_drop(ep, r);
+		else conn_unlink(r);
+	}
+	pthread_mutex_unlock(&ep_lock);
+}
+
+void pd_ep_fd_closed(int epfd)
+{
+	pthread_mutex_lock(&ep_lock);
+	struct pd_ep *ep = ep_get(epfd, false);
+	if (ep) {
+		while (ep->regs) reg_drop(ep, ep->regs);
+		free(ep);
+		pd_fd_set_aux(epfd, NULL);
+	}
+	pthread_mutex_unlock(&ep_lock);
+}
+
+PD_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
+{
+	if (PD_UNLIKELY(!pd_real.read)) pd_init();
+	if (pd_fd_kind(fd) != PD_FK_TCP && !(op == EPOLL_CTL_DEL && pd_fd_kind(epfd) == PD_FK_EPOLL))
+		return pd_real.epoll_ctl(epfd, op, fd, event);
+	int saved = errno, r = 0;
+	pthread_mutex_lock(&ep_lock);
+	struct pd_ep *ep = ep_get(epfd, op == EPOLL_CTL_ADD);
+	struct pd_epreg *reg = reg_find(ep, fd);
+	if (op == EPOLL_CTL_ADD) {
+		if (!ep || !event || reg) {
+			pthread_mutex_unlock(&ep_lock);
+			return pd_real.epoll_ctl(epfd, op, fd, event); /* let the kernel say what is wrong */
+		}
+		reg = reg_alloc();
+		if (!reg) {
+			pthread_mutex_unlock(&ep_lock);
+			return pd_real.epoll_ctl(epfd, op, fd, event);
+		}
+		reg->magic = EPREG_MAGIC;
+		reg->live = 1;
+		reg->epfd = epfd;
+		reg->fd = fd;
+		reg->events = event->events;
+		reg->data = event->data.u64;
+		r = kctl(epfd, EPOLL_CTL_ADD, fd, reg->events, tag(reg, KIND_SOCK));
+		if (r < 0) {
+			reg->live = 0;
+			reg->next_free = reg_free;
+			reg_free = reg;
+		} else {
+			reg->next_ep = ep->regs;
+			ep->regs = reg;
+			reg_refresh(ep, reg);
+		}
+	} else if (op == EPOLL_CTL_MOD) {
+		if (!reg || !event) {
+			pthread_mutex_unlock(&ep_lock);
+			return pd_real.epoll_ctl(epfd, op, fd, event);
+		}
+		uint32_t old = reg->events;
+		reg->events = event->events;
+		uint64_t olddata = reg->data;
+		reg->data = event->data.u64;
+		reg->disabled = false;
+		reg->et_last = 0;
+		r = kctl(epfd, EPOLL_CTL_MOD, fd, sock_events(reg), tag(reg, KIND_SOCK));
+		if (r < 0) {
+			reg->events = old;
+			reg->data = olddata;
+		} else {
+			reg->out_in_kernel = sock_events(reg) & EPOLLOUT;
+			reg_refresh(ep, reg);
+		}
+	} else if (op == EPOLL_CTL_DEL) {
+		if (!reg) {
+			pthread_mutex_unlock(&ep_lock);
+			return pd_real.epoll_ctl(epfd, op, fd, event);
+		}
+		r = kctl(epfd, EPOLL_CTL_DEL, fd, 0, 0);
+		if (reg->mode == MODE_RING && reg->conn) {
+			kctl(epfd, EPOLL_CTL_DEL, reg->conn->efd_rx_self, 0, 0);
+			kctl(epfd, EPOLL_CTL_DEL, reg->conn->efd_tx_self, 0, 0);
+		}
+		reg_drop(ep, reg);
+	} else {
+		pthread_mutex_unlock(&ep_lock);
+		return pd_real.epoll_ctl(epfd, op, fd, event);
+	}
+	pthread_mutex_unlock(&ep_lock);
+	if (r < 0) {
+		errno = -r;
+		return -1;
+	}
+	errno = saved;
+	return 0;
+}
+
+/* Ring readiness of a registration, as the application asked for it. */
+static uint32_t reg_ring_events(struct pd_epreg *r)
+{
+	if (r->disabled) return 0;
+	uint64_t h = 0, t = 0;
+	uint32_t ev = pd_conn_ring_events(r->conn, &h, &t);
+	uint32_t want = (r->events & (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI)) | EPOLLERR | EPOLLHUP;
+	ev &= want;
+	if (r->events & EPOLLET) {
+		/* an edge: new bytes, new space, or a condition not reported yet */
+		uint32_t fresh = 0;
+		if ((ev & EPOLLIN) && (h != r->et_head || !(r->et_last & EPOLLIN))) fresh |= EPOLLIN;
+		if ((ev & EPOLLOUT) && (t != r->et_tail || !(r->et_last & EPOLLOUT))) fresh |= EPOLLOUT;
+		fresh |= ev & ~(r->et_last | EPOLLIN | EPOLLOUT);
+		r->et_head = h;
+		r->et_tail = t;
+		r->et_last = ev;
+		ev = fresh ? (fresh | (ev & (EPOLLRDHUP | EPOLLERR | EPOLLHUP))) : 0;
+	}
+	return ev;
+}
+
+static uint64_t batch_seq; /* under ep_lock: one per epoll_wait round */
+
+/* Put (or merge) a registration's events into the output. */
+static void reg_emit(struct pd_epreg *r, uint32_t ev, struct epoll_event *out, int *n)
+{
+	if (r->out_batch == batch_seq) {
+		out[r->out_idx].events |= ev;
+		return;
+	}
+	r->out_batch = batch_seq;
+	r->out_idx = *n;
+	out[*n].events = ev;
+	out[*n].data.u64 = r->data;
+	(*n)++;
+	if (r->events & EPOLLONESHOT) r->disabled = true;
+}
+
+/* Scan the ring registrations of a set; returns how many events it wrote. */
+static int scan_rings(struct pd_ep *ep, struct epoll_event *out, int max, bool arm)
+{
+	int n = 0;
+	for (struct pd_epreg *r = ep->regs, *next; r && n < max; r = next) {
+		next = r->next_ep;
+		reg_refresh(ep, r);
+		if (r->mode != MODE_RING || r->disabled) continue;
+		if (arm) pd_conn_arm(r->conn, r->events & (EPOLLIN | EPOLLRDHUP), r->events & EPOLLOUT);
+		uint32_t ev = reg_ring_events(r);
+		if (ev) reg_emit(r, ev, out, &n);
+	}
+	return n;
+}
+
+/* Translate what the kernel returned into ev[have..]; drops our doorbell
+ * events that mean nothing for the application, merges one registration's
+ * events into one. */
+static int translate(int epfd, struct epoll_event *ev, int n, int have)
+{
+	int out = have;
+	for (int i = 0; i < n; i++) {
+		struct epoll_event k = ev[have + i];
+		int kind;
+		struct pd_epreg *r = reg_from_tag(k.data.u64, epfd, &kind);
+		if (!r) { /* the application's own registration */
+			ev[out++] = k;
+			continue;
+		}
+		if (r->disabled && r->out_batch != batch_seq) continue;
+		uint32_t e = 0;
+		if (r->mode == MODE_RING) {
+			if (kind == KIND_SOCK) {
+				e = k.events & ((r->events & (EPOLLIN | EPOLLRDHUP | EPOLLPRI)) | EPOLLERR | EPOLLHUP);
+				if (r->out_in_kernel) e |= k.events & EPOLLOUT & r->events;
+			}
+			if (!r->disabled) e |= reg_ring_events(r);
+		} else {
+			e = k.events;
+		}
+		if (e) reg_emit(r, e, ev, &out);
+	}
+	return out;
+}
+
+static int remaining_ms(int timeout, uint64_t start)
+{
+	if (timeout < 0) return -1;
+	uint64_t el = (pd_now_ns() - start) / 1000000u;
+	return el >= (uint64_t)timeout ? 0 : timeout - (int)el;
+}
+
+typedef int (*kwait_fn)(int epfd, struct epoll_event *ev, int max, int timeout, const void *arg);
+
+static int ep_wait(int epfd, struct epoll_event *events, int max, int timeout, kwait_fn kwait, const void *arg)
+{
+	struct pd_ep *ep = pd_fd_aux(epfd);
+	if (PD_LIKELY(!ep) || max <= 0) return kwait(epfd, events, max, timeout, arg);
+	int saved = errno;
+	uint64_t start = pd_now_ns();
+	for (;;) {
+		pthread_mutex_lock(&ep_lock);
+		ep = ep_get(epfd, false);
+		if (!ep) {
+			pthread_mutex_unlock(&ep_lock);
+			return kwait(epfd, events, max, timeout, arg);
+		}
+		batch_seq++;
+		int n = scan_rings(ep, events, max, false);
+		int t = remaining_ms(timeout, start);
+		if (n == 0 && t != 0 && ep->ring_regs > 0) {
+			/* about to sleep: ask the peers to ring, then look again */
+			n = scan_rings(ep, events, max, true);
+		}
+		pthread_mutex_unlock(&ep_lock);
+		int k = kwait(epfd, events + n, max - n, n ? 0 : t, arg);
+		if (k < 0) {
+			if (n > 0) {
+				errno = saved;
+				return n;
+			}
+			return -1;
+		}
+		pthread_mutex_lock(&ep_lock);
+		int total = translate(epfd, events, k, n);
+		pthread_mutex_unlock(&ep_lock);
+		if (total > 0 || remaining_ms(timeout, start) == 0) {
+			errno = saved;
+			return total;
+		}
+	}
+}
+
+static int kwait_plain(int epfd, struct epoll_event *ev, int max, int timeout, const void *arg)
+{
+	(void)arg;
+	return pd_real.epoll_wait(epfd, ev, max, timeout);
+}
+
+static int kwait_sigmask(int epfd, struct epoll_event *ev, int max, int timeout, const void *arg)
+{
+	return pd_real.epoll_pwait(epfd, ev, max, timeout, (const sigset_t *)arg);
+}
+
+struct pwait2_arg {
+	const sigset_t *mask;
+};
+
+static int kwait_pwait2(int epfd, struct epoll_event *ev, int max, int timeout, const void *arg)
+{
+	const struct pwait2_arg *a = arg;
+	struct timespec ts, *tp = NULL;
+	if (timeout >= 0) {
+		ts.tv_sec = timeout / 1000;
+		ts.tv_nsec = (long)(timeout % 1000) * 1000000L;
+		tp = &ts;
+	}
+	return pd_real.epoll_pwait2(epfd, ev, max, tp, a->mask);
+}
+
+PD_EXPORT int epoll_wait(int epfd, struct epoll_event *events, int max, int timeout)
+{
+	if (PD_UNLIKELY(!pd_real.read)) pd_init();
+	return ep_wait(epfd, events, max, timeout, kwait_plain, NULL);
+}
+
+PD_EXPORT int epoll_pwait(int epfd, struct epoll_event *events, int max, int timeout, const sigset_t *mask)
+{
+	if (PD_UNLIKELY(!pd_real.read)) pd_init();
+	return ep_wait(epfd, events, max, timeout, kwait_sigmask, mask);
+}
+
+PD_EXPORT int epoll_pwait2(int epfd, struct epoll_event *events, int max, const struct timespec *ts,
+			   const sigset_t *mask)
+{
+	if (PD_UNLIKELY(!pd_real.read)) pd_init();
+	if (!pd_real.epoll_pwait2) {
+		errno = ENOSYS;
+		return -1;
+	}
+	int timeout = -1;
+	if (ts) {
+		long long ms = (long long)ts->tv_sec * 1000 + (ts->tv_nsec + 999999) / 1000000;
+		timeout = ms > 0x7fffffff ? 0x7fffffff : (int)ms;
+	}
+	struct pwait2_arg a = { mask };
+	return ep_wait(epfd, events, max, timeout, kwait_pwait2, &a);
+}

@@ -1,0 +1,328 @@
+/* poll, ppoll, select, pselect on upgraded sockets.
+ *
+ * The kernel still does the sleeping: the caller's set is copied, each
+ * upgraded socket keeps its kernel entry (TCP bytes before the switch, FIN,
+ * errors; EPOLLOUT only until we send by the ring), and one extra entry is a
+ * per-thread epoll instance holding the doorbells of upgraded sockets,
+ * edge-triggered, so that nothing here ever consumes a doorbell another
+ * waiter needs. Ring readiness is computed in user space; when nothing is
+ * ready the connections are armed and re-checked before sleeping.
+ * A connection inside a poll/select is not attached meanwhile: the caller
+ * watches only its kernel socket. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include "pd.h"
+
+#define PD_INIT() do { if (PD_UNLIKELY(!pd_real.read)) pd_init(); } while (0)
+
+static __thread int priv_ep = -1;
+static pthread_key_t priv_key;
+static pthread_once_t priv_once = PTHREAD_ONCE_INIT;
+
+static void priv_close(void *p)
+{
+	int fd = (int)(intptr_t)p - 1;
+	if (fd >= 0) {
+		pd_fd_set_kind(fd, PD_FK_UNKNOWN);
+		pd_real.close(fd);
+	}
+}
+
+static void priv_key_init(void)
+{
+	pthread_key_create(&priv_key, priv_close);
+}
+
+static int priv_epoll(void)
+{
+	if (priv_ep >= 0) return priv_ep;
+	pthread_once(&priv_once, priv_key_init);
+	int fd = epoll_create1(EPOLL_CLOEXEC);
+	if (fd < 0) return -1;
+	pd_fd_set_kind(fd, PD_FK_INTERNAL);
+	priv_ep = fd;
+	pthread_setspecific(priv_key, (void *)(intptr_t)(fd + 1));
+	return fd;
+}
+
+static void priv_drain(int ep)
+{
+	struct epoll_event ev[64];
+	while (pd_real.epoll_wait(ep, ev, 64, 0) == 64)
+		;
+}
+
+static void priv_add(int ep, int efd)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.fd = efd };
+	pd_real.epoll_ctl(ep, EPOLL_CTL_ADD, efd, &ev); /* EEXIST: already there */
+}
+
+struct ring_ent {
+	nfds_t idx;
+	struct pd_conn *c;
+};
+
+static int remaining_ms(int timeout, uint64_t start)
+{
+	if (timeout < 0) return -1;
+	uint64_t el = (pd_now_ns() - start) / 1000000u;
+	return el >= (uint64_t)timeout ? 0 : timeout - (int)el;
+}
+
+static short ring_revents(struct pd_conn *c, short want)
+{
+	uint32_t ev = pd_conn_ring_events(c, NULL, NULL);
+	return (short)(ev & (uint32_t)(want | POLLERR | POLLHUP));
+}
+
+/* The core of poll and ppoll. timeout in ms (-1 = forever). */
+static int poll_core(struct pollfd *fds, nfds_t n, int timeout, const sigset_t *mask, bool is_ppoll)
+{
+	enum { STACK = 64 };
+	struct ring_ent ring_stack[STACK], *ring = ring_stack;
+	struct pd_conn *held_stack[STACK], **held = held_stack;
+	struct pollfd copy_stack[STACK + 1], *copy = copy_stack;
+	nfds_t nring = 0, nheld = 0;
+	bool heap = false;
+	int saved = errno, result = -1;
+
+	for (nfds_t i = 0; i < n; i++) {
+		if (pd_fd_kind(fds[i].fd) != PD_FK_TCP) continue;
+		struct pd_conn *c = pd_conn_get(fds[i].fd);
+		if (!c) continue;
+		if (n > STACK && !heap) {
+			ring = malloc(n * sizeof *ring);
+			held = malloc(n * sizeof *held);
+			copy = malloc((n + 1) * sizeof *copy);
+			heap = true;
+			if (!ring || !held || !copy) {
+				pd_conn_put(c);
+				goto fallback;
+			}
+		}
+		int st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
+		if (st == PD_CS_ATTACHED) {
+			ring[nring].idx = i;
+			ring[nring].c = c;
+			nring++;
+		} else if (st != PD_CS_TCP) {
+			__atomic_add_fetch(&c->pollers, 1, __ATOMIC_ACQ_REL); /* no attach meanwhile */
+			held[nheld++] = c;
+		} else {
+			pd_conn_put(c);
+		}
+	}
+	if (nring == 0) {
+	fallback:
+		errno = saved;
+		if (is_ppoll) {
+			struct timespec ts, *tp = NULL;
+			if (timeout >= 0) {
+				ts.tv_sec = timeout / 1000;
+				ts.tv_nsec = (long)(timeout % 1000) * 1000000L;
+				tp = &ts;
+			}
+			result = pd_real.ppoll(fds, n, tp, mask);
+		} else {
+			result = pd_real.poll(fds, n, timeout);
+		}
+		goto out;
+	}
+	int ep = priv_epoll();
+	if (ep < 0) goto fallback;
+	for (nfds_t k = 0; k < nring; k++) {
+		priv_add(ep, ring[k].c->efd_rx_self);
+		priv_add(ep, ring[k].c->efd_tx_self);
+	}
+	uint64_t start = pd_now_ns();
+	for (;;) {
+		memcpy(copy, fds, n * sizeof *copy);
+		for (nfds_t i = 0; i < n; i++) copy[i].revents = 0;
+		int ready = 0;
+		for (nfds_t k = 0; k < nring; k++) {
+			struct pd_conn *c = ring[k].c;
+			struct pollfd *p = &copy[ring[k].idx];
+			if (__atomic_load_n(&c->tx_switched, __ATOMIC_ACQUIRE)) p->events &= (short)~POLLOUT;
+			if (fds[ring[k].idx].events & POLLIN) p->events |= POLLRDHUP;
+			if (ring_revents(c, fds[ring[k].idx].events)) ready++;
+		}
+		int t = ready ? 0 : remaining_ms(timeout, start);
+		if (!ready && t != 0) {
+			priv_drain(ep);
+			for (nfds_t k = 0; k < nring; k++) {
+				short want = fds[ring[k].idx].events;
+				pd_conn_arm(ring[k].c, want & (POLLIN | POLLRDHUP), want & POLLOUT);
+				if (ring_revents(ring[k].c, want)) ready++;
+			}
+			if (ready) t = 0;
+		}
+		copy[n].fd = ep;
+		copy[n].events = POLLIN;
+		copy[n].revents = 0;
+		int r;
+		if (is_ppoll) {
+			struct timespec ts, *tp = NULL;
+			if (t >= 0) {
+				ts.tv_sec = t / 1000;
+				ts.tv_nsec = (long)(t % 1000) * 1000000L;
+				tp = &ts;
+			}
+			r = pd_real.ppoll(copy, n + 1, tp, mask);
+		} else {
+			r = pd_real.poll(copy, n + 1, t);
+		}
+		if (r < 0) goto out; /* EINTR and friends, as the kernel says */
+		if (copy[n].revents) priv_drain(ep);
+		int count = 0;
+		for (nfds_t i = 0; i < n; i++) fds[i].revents = copy[i].revents;
+		for (nfds_t k = 0; k < nring; k++) {
+			struct pollfd *p = &fds[ring[k].idx];
+			short kev = p->revents;
+			/* the kernel socket's POLLOUT means nothing once we send by the ring */
+			if (__atomic_load_n(&ring[k].c->tx_switched, __ATOMIC_ACQUIRE)) kev &= (short)~POLLOUT;
+			if (!(p->events & POLLRDHUP)) kev &= (short)~POLLRDHUP;
+			p->revents = (short)(kev | ring_revents(ring[k].c, p->events));
+		}
+		for (nfds_t i = 0; i < n; i++)
+			if (fds[i].revents) count++;
+		if (count > 0 || remaining_ms(timeout, start) == 0) {
+			errno = saved;
+			result = count;
+			goto out;
+		}
+	}
+out:
+	for (nfds_t k = 0; k < nring; k++) pd_conn_put(ring[k].c);
+	for (nfds_t k = 0; k < nheld; k++) {
+		__atomic_sub_fetch(&held[k]->pollers, 1, __ATOMIC_ACQ_REL);
+		pd_conn_put(held[k]);
+	}
+	if (heap) {
+		free(ring);
+		free(held);
+		free(copy);
+	}
+	return result;
+}
+
+PD_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+	PD_INIT();
+	return poll_core(fds, n, timeout, NULL, false);
+}
+
+PD_EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen)
+{
+	PD_INIT();
+	if (fdslen / sizeof *fds < n) return pd_real.__poll_chk(fds, n, timeout, fdslen);
+	return poll_core(fds, n, timeout, NULL, false);
+}
+
+static int ts_to_ms(const struct timespec *ts)
+{
+	if (!ts) return -1;
+	long long ms = (long long)ts->tv_sec * 1000 + (ts->tv_nsec + 999999) / 1000000;
+	return ms > 0x7fffffff ? 0x7fffffff : (int)ms;
+}
+
+PD_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask)
+{
+	PD_INIT();
+	if (ts && (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000L))
+		return pd_real.ppoll(fds, n, ts, mask); /* EINVAL from the kernel */
+	return poll_core(fds, n, ts_to_ms(ts), mask, true);
+}
+
+/* select over an upgraded socket: done as a poll. */
+static bool select_has_ring(int n, fd_set *r, fd_set *w, fd_set *e)
+{
+	for (int fd = 0; fd < n && fd < FD_SETSIZE; fd++) {
+		if (!((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) || (e && FD_ISSET(fd, e)))) continue;
+		if (pd_fd_kind(fd) != PD_FK_TCP) continue;
+		struct pd_conn *c = pd_conn_get(fd);
+		if (!c) continue;
+		int st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
+		pd_conn_put(c);
+		if (st != PD_CS_TCP) return true; /* attached, or may attach: go through poll_core */
+	}
+	return false;
+}
+
+static int select_core(int n, fd_set *r, fd_set *w, fd_set *e, int timeout, const sigset_t *mask, bool is_p)
+{
+	if (n > FD_SETSIZE) n = FD_SETSIZE;
+	struct pollfd p[FD_SETSIZE];
+	int k = 0;
+	for (int fd = 0; fd < n; fd++) {
+		short ev = 0;
+		if (r && FD_ISSET(fd, r)) ev |= POLLIN;
+		if (w && FD_ISSET(fd, w)) ev |= POLLOUT;
+		if (e && FD_ISSET(fd, e)) ev |= POLLPRI;
+		if (!ev) continue;
+		p[k].fd = fd;
+		p[k].events = ev;
+		p[k].revents = 0;
+		k++;
+	}
+	int rc = poll_core(p, (nfds_t)k, timeout, mask, is_p);
+	if (rc < 0) return rc;
+	int bad = 0;
+	for (int i = 0; i < k; i++)
+		if (p[i].revents & POLLNVAL) bad = 1;
+	if (bad) {
+		errno = EBADF;
+		return -1;
+	}
+	if (r) FD_ZERO(r);
+	if (w) FD_ZERO(w);
+	if (e) FD_ZERO(e);
+	int count = 0;
+	for (int i = 0; i < k; i++) {
+		short re = p[i].revents;
+		if (r && (p[i].events & POLLIN) && (re & (POLLIN | POLLHUP | POLLERR))) {
+			FD_SET(p[i].fd, r);
+			count++;
+		}
+		if (w && (p[i].events & POLLOUT) && (re & (POLLOUT | POLLERR))) {
+			FD_SET(p[i].fd, w);
+			count++;
+		}
+		if (e && (p[i].events & POLLPRI) && (re & POLLPRI)) {
+			FD_SET(p[i].fd, e);
+			count++;
+		}
+	}
+	return count;
+}
+
+PD_EXPORT int select(int n, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv)
+{
+	PD_INIT();
+	if (!select_has_ring(n, r, w, e) || (tv && (tv->tv_sec < 0 || tv->tv_usec < 0)))
+		return pd_real.select(n, r, w, e, tv);
+	int timeout = -1;
+	if (tv) {
+		long long ms = (long long)tv->tv_sec * 1000 + (tv->tv_usec + 999) / 1000;
+		timeout = ms > 0x7fffffff ? 0x7fffffff : (int)ms;
+	}
+	uint64_t start = pd_now_ns();
+	int rc = select_core(n, r, w, e, timeout, NULL, false);
+	if (tv) { /* Linux reports the time left */
+		uint64_t el = (pd_now_ns() - start) / 1000u, left = (uint64_t)tv->tv_sec * 1000000u + (uint64_t)tv->tv_usec;
+		left = el >= left ? 0 : left - el;
+		tv->tv_sec = (time_t)(left / 1000000u);
+		tv->tv_usec = (suseconds_t)(left % 1000000u);
+	}
+	return rc;
+}
+
+PD_EXPORT int pselect(int n, fd_set *r, fd_set *w, fd_set *e, const struct timespec *ts, const sigset_t *mask)
+{
+	PD_INIT();
+	if (!select_has_ring(n, r, w, e) || (ts && (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000L)))
+		return pd_real.pselect(n, r, w, e, ts, mask);
+	return select_core(n, r, w, e, ts_to_ms(ts), mask, true);
+}
