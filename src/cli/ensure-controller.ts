@@ -3,10 +3,11 @@
 // The connection that proved it alive is kept open by pdrun for the child's
 // whole life, so an idle-exiting controller stays up while the program runs.
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { probeController } from '../control/client.js';
 import { errorMessage } from '../control/errors.js';
+import { makeDirs } from '../control/fsutil.js';
 import { packageRoot } from '../control/options.js';
 import { logFilePath } from '../control/paths.js';
 
@@ -33,7 +34,7 @@ export async function ensureController(socketPath: string, idleExit: number): Pr
 
   const dir = dirname(socketPath);
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makeDirs(dir, 0o700);
   } catch (e) {
     return { ok: false, reason: `cannot create ${dir}: ${(e as NodeJS.ErrnoException).code ?? errorMessage(e)}` };
   }

@@ -2,7 +2,7 @@
 // status socket, the pid-file lock, the sessions, the connection table and the
 // arenas. It is never on the data path: shims keep their mappings and
 // doorbells when it exits, and new connections simply stay on TCP.
-import { chmodSync, lstatSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, statSync, unlinkSync } from 'node:fs';
 import { type Server, createServer } from 'node:net';
 import { dirname } from 'node:path';
 import { hugepageInfo } from '../datapath/arena.js';
@@ -14,6 +14,7 @@ import { type FdWatch, watchFd } from '../datapath/poll.js';
 import { probeController } from './client.js';
 import { ConnectionTable } from './connections.js';
 import { PdError, errorMessage } from './errors.js';
+import { makeDirs } from './fsutil.js';
 import { type Logger, createLogger, printWarning } from './log.js';
 import type { Options } from './options.js';
 import { defaultSocketPath, pidFilePath, statusSocketPath } from './paths.js';
@@ -111,7 +112,7 @@ export class Controller {
   private prepareDirectory(path: string): void {
     const dir = dirname(path);
     try {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      makeDirs(dir, 0o700);
     } catch (e) {
       throw new PdError('PD_E_SOCKET_PATH', `cannot create ${dir}: ${errorMessage(e)}; set PD_SOCKET to a writable place`);
     }

@@ -73,6 +73,10 @@ describe('pdrun', () => {
     expect(r.status).toBe(0);
     expect(r.stdout).toBe('1|/dev/null/x/pd.sock\n');
     expect(r.stderr).toBe('pipedevice: no controller at /dev/null/x/pd.sock (cannot create /dev/null/x: ENOTDIR): running on kernel TCP\n');
+    // Under /proc, mkdir answers ENOENT forever (Node's recursive mkdir would spin).
+    const p = pdrun(['--preload', libA, 'true'], { PD_SOCKET: '/proc/pdnope/pd.sock' });
+    expect(p.status).toBe(0);
+    expect(p.stderr).toMatch(/^pipedevice: no controller at \/proc\/pdnope\/pd\.sock \([^\n]*\): running on kernel TCP\n$/);
   });
 
   it('a static binary: one line, and it still runs', () => {
