@@ -1,13 +1,13 @@
 // Connection matching and the life of a slot: verify a reported socket, pair it
 // with the other end's report, lease a slot and four doorbells, ASSIGN both
 // ends; free everything once both ends are gone.
-import { fstatSync } from 'node:fs';
+import { fstatSync, statSync } from 'node:fs';
 import {
   IPPROTO_TCP, SOCK_STREAM, SOL_SOCKET, SO_PROTOCOL, SO_TYPE,
-  closeQuietly, eventfd, eventfdWrite, getpeername, getsockname, getsockoptInt, socketNetnsFd,
+  closeQuietly, eventfd, eventfdWrite, getpeername, getsockname, getsockoptInt, isSysError, socketNetnsFd,
 } from '../datapath/libc.js';
 import { constant } from '../datapath/layout.js';
-import { type Endpoint, endKeys, formatEndpoint, normalise } from './address.js';
+import { type Endpoint, endKeys, formatEndpoint, isLoopback, normalise } from './address.js';
 import { errorMessage } from './errors.js';
 import type { Logger } from './log.js';
 import type { ArenaPool } from './pool.js';
@@ -25,25 +25,42 @@ export const WAITING_REASON = 'peer not under pdrun (no report yet)';
 interface Verified {
   readonly local: Endpoint;
   readonly peer: Endpoint;
-  readonly netns: number;
+  /** inode of the socket's network namespace; null when it cannot be known */
+  readonly netns: number | null;
+}
+
+/**
+ * The network namespace of a socket: SIOCGSKNS asks the socket itself, but
+ * needs CAP_NET_ADMIN; without it, the namespace of the reporting process
+ * (`/proc/<pid>/ns/net`, readable for the same uid) stands in.
+ */
+function socketNetns(fd: number, pid: number): number | null {
+  try {
+    const ns = socketNetnsFd(fd);
+    try {
+      return fstatSync(ns).ino;
+    } finally {
+      closeQuietly(ns);
+    }
+  } catch (e) {
+    if (!isSysError(e, 'EPERM', 'EACCES')) throw e;
+  }
+  try {
+    return statSync(`/proc/${pid}/ns/net`).ino;
+  } catch {
+    return null;
+  }
 }
 
 /** Checks that fd is a connected TCP socket; returns its addresses and netns inode. */
-export function verifyTcpSocket(fd: number): Verified | string {
+export function verifyTcpSocket(fd: number, pid: number): Verified | string {
   try {
     if (getsockoptInt(fd, SOL_SOCKET, SO_TYPE) !== SOCK_STREAM) return 'not a stream socket';
     if (getsockoptInt(fd, SOL_SOCKET, SO_PROTOCOL) !== IPPROTO_TCP) return 'not a TCP socket';
     const local = getsockname(fd);
     const peer = getpeername(fd);
     if (!local || !peer) return 'not an inet socket';
-    const ns = socketNetnsFd(fd);
-    let netns: number;
-    try {
-      netns = fstatSync(ns).ino;
-    } finally {
-      closeQuietly(ns);
-    }
-    return { local: normalise(local), peer: normalise(peer), netns };
+    return { local: normalise(local), peer: normalise(peer), netns: socketNetns(fd, pid) };
   } catch (e) {
     return errorMessage(e);
   }
@@ -60,7 +77,7 @@ export class ConnectionTable {
   report(s: Session, connId: bigint, origin: number, fd: number): void {
     let v: Verified | string;
     try {
-      v = verifyTcpSocket(fd);
+      v = verifyTcpSocket(fd, s.pid);
     } finally {
       // Holding the socket would keep the kernel connection open after the app closes it.
       closeQuietly(fd);
@@ -85,7 +102,12 @@ export class ConnectionTable {
       this.recordDeclined(s, connId, origin, v, Decline.Quota, `more than ${MAX_WAITING_PER_SESSION} unmatched reports`);
       return;
     }
-    const keys = endKeys(v.local, v.peer, v.netns);
+    if (v.netns === null && (isLoopback(v.local) || isLoopback(v.peer))) {
+      // Loopback pairs only within one namespace: unverifiable means no ring.
+      this.recordDeclined(s, connId, origin, v, Decline.NotTcp, 'cannot tell its network namespace');
+      return;
+    }
+    const keys = endKeys(v.local, v.peer, v.netns ?? 0);
     const partner = keys.own === keys.peer ? undefined : this.waiting.get(keys.peer);
     if (partner) {
       this.match(partner, s, connId, origin, v);
