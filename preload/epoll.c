@@ -14,6 +14,7 @@
  * Known limit: the ring scan is linear in the ring registrations of a set.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include "barrier.h"
@@ -46,7 +47,15 @@ struct pd_epreg {
 struct pd_ep {
 	struct pd_epreg *regs;
 	int ring_regs;
+	uint64_t kernel_ns;   /* last time epoll_wait asked the kernel */
+	int kernel_skips;     /* rounds answered from the rings alone since */
+	uint32_t spin_ns;     /* adaptive spin budget before arming */
 };
+
+/* Rounds answered from the rings may skip the kernel (its other fds: a
+ * listening socket, timers) for at most this long or this many rounds. */
+#define KERNEL_SKIP_NS 200000u
+#define KERNEL_SKIP_MAX 16
 
 static pthread_mutex_t ep_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct pd_epreg *reg_chunks[REG_CHUNKS];
@@ -403,6 +412,31 @@ static int translate(int epfd, struct epoll_event *ev, int n, int have)
 	return out;
 }
 
+/* Under ep_lock: spin over the rings for the set's adaptive budget before
+ * arming (the peer is often about to write). Yields after the first
+ * microseconds, as ring.c's spin does, so a peer on our core can run. */
+static int spin_rings(struct pd_ep *ep, struct epoll_event *out, int max)
+{
+	const uint32_t cap = (uint32_t)pd_cfg.spin_us * 1000u;
+	if (cap == 0) return 0;
+	uint32_t budget = ep->spin_ns == 0 || ep->spin_ns > cap ? cap : ep->spin_ns;
+	uint64_t start = pd_now_ns(), now;
+	for (;;) {
+		int n = scan_rings(ep, out, max, false);
+		if (n > 0) {
+			uint32_t grown = budget + cap / 8;
+			ep->spin_ns = grown > cap ? cap : grown;
+			return n;
+		}
+		now = pd_now_ns();
+		if (now - start >= budget) break;
+		if (now - start >= 2000) sched_yield();
+		else pd_cpu_relax();
+	}
+	ep->spin_ns = budget / 2 < 1000 ? 1000 : budget / 2;
+	return 0;
+}
+
 static int remaining_ms(int timeout, uint64_t start)
 {
 	if (timeout < 0) return -1;
@@ -428,10 +462,20 @@ static int ep_wait(int epfd, struct epoll_event *events, int max, int timeout, k
 		batch_seq++;
 		int n = scan_rings(ep, events, max, false);
 		int t = remaining_ms(timeout, start);
+		if (n == 0 && t != 0 && ep->ring_regs > 0) n = spin_rings(ep, events, max);
 		if (n == 0 && t != 0 && ep->ring_regs > 0) {
 			/* about to sleep: ask the peers to ring, then look again */
 			n = scan_rings(ep, events, max, true);
 		}
+		uint64_t now = pd_now_ns();
+		if (n > 0 && ep->kernel_skips < KERNEL_SKIP_MAX && now - ep->kernel_ns < KERNEL_SKIP_NS) {
+			ep->kernel_skips++;
+			pthread_mutex_unlock(&ep_lock);
+			errno = saved;
+			return n;
+		}
+		ep->kernel_skips = 0;
+		ep->kernel_ns = now;
 		pthread_mutex_unlock(&ep_lock);
 		int k = kwait(epfd, events + n, max - n, n ? 0 : t, arg);
 		if (k < 0) {
