@@ -58,6 +58,7 @@ export class Controller {
   private idleTimer: NodeJS.Timeout | null = null;
   private stopped: Promise<void> | null = null;
   private resolveStopped: () => void = () => {};
+  private stopRequested: string | null = null;
 
   constructor(readonly cfg: ControllerConfig) {
     this.log = createLogger(cfg.log, `pd controller[${process.pid}]`);
@@ -102,6 +103,10 @@ export class Controller {
     }
     this.listenWatch = watchFd(this.listenFd, { readable: true }, () => this.acceptAll());
     this.state = ControllerState.Running;
+    if (this.stopRequested !== null) {
+      await this.stop(this.stopRequested);
+      return;
+    }
     this.armIdle();
     this.log.info(
       `listening on ${path} (ring ${this.cfg.ringSize} bytes, ${this.cfg.slotsPerArena} slots per arena, ` +
@@ -342,6 +347,10 @@ export class Controller {
 
   /** Stops: no new sessions, files removed, shims keep their rings. Idempotent. */
   async stop(reason: string): Promise<void> {
+    if (this.state === ControllerState.Starting) {
+      this.stopRequested = reason; // start() stops once it is up
+      return this.done;
+    }
     if (this.state !== ControllerState.Running) return this.done;
     this.state = ControllerState.Stopping;
     this.log.info(`stopping: ${reason}`);

@@ -2,7 +2,7 @@
 // help text, the precedence (flag, then environment, then default) and the
 // markdown table in the docs (`pd options`).
 import { Command, Option } from 'commander';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { constant } from '../datapath/layout.js';
 import { PdError } from './errors.js';
@@ -79,7 +79,7 @@ export const OPTIONS = {
     flag: '--socket <path>',
     defaultValue: (env) => defaultSocketPath(env),
     defaultText: '`$XDG_RUNTIME_DIR/pipedevice/pd.sock`, else `/tmp/pipedevice-$UID/pd.sock`',
-    parse: nonEmpty,
+    parse: (raw) => resolvePath(nonEmpty(raw)),
     help: 'controller session socket; the pid file, status socket and log sit next to it',
     scope: ['controller', 'pdrun', 'client', 'shim'],
   }),

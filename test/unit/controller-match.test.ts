@@ -153,9 +153,22 @@ describe('matching two reports', () => {
     expect(doc.arenas).toHaveLength(1);
     expect(doc.arenas[0]!.slotsUsed).toBe(2);
     expect(doc.sessions[0]!.connections).toBe(4);
-    closeAll([...got.flatMap((g) => g.fds), pa.pageFd]);
+
+    // Free the first slot: the next connection reuses it with the next generation.
+    a.send({ type: 'conn-closed', connId: 1n });
+    a.send({ type: 'conn-closed', connId: 2n });
+    const t3 = tcpPair();
+    a.send({ type: 'conn-report', connId: 5n, origin: CONNECT }, [t3.client]);
+    a.send({ type: 'conn-report', connId: 6n, origin: ACCEPT }, [t3.server]);
+    const again = [await a.next(), await a.next()];
+    const x5 = again.map((g) => g.msg as AssignMsg).find((x) => x.connId === 5n)!;
+    expect(x5.arenaId).toBe(byId.get(1n)!.arenaId);
+    expect(x5.slotIndex).toBe(byId.get(1n)!.slotIndex);
+    expect(x5.generation).toBe(byId.get(1n)!.generation + 1);
+    closeAll([...got.flatMap((g) => g.fds), ...again.flatMap((g) => g.fds), pa.pageFd]);
     t1.close();
     t2.close();
+    t3.close();
     a.close();
   });
 
