@@ -130,6 +130,7 @@ ssize_t pd_conn_sendfile(struct pd_conn *c, int in, off_t *off, size_t count);
 int pd_conn_shutdown(struct pd_conn *c, int how);
 uint32_t pd_conn_ring_events(struct pd_conn *c, uint64_t *head, uint64_t *tail);
 void pd_conn_arm(struct pd_conn *c, bool rx, bool tx);
+int pd_conn_queued(struct pd_conn *c, bool inq, int kernel);
 
 /* ---- readiness (epoll.c, poll.c) ---- */
 struct pd_epreg;

@@ -436,7 +436,7 @@ static ssize_t ring_recv_once(struct pd_conn *c, struct iov_cursor *cu, size_t w
 	if (PD_UNLIKELY(avail > size)) return conn_reset(c, "peer published a head past the ring");
 	if (avail > 0) {
 		size_t n = avail < want ? (size_t)avail : want;
-		copy_from_ring(c->rx_buf, size, c->rx_tail, cu, n);
+		if (!(flags & MSG_TRUNC)) copy_from_ring(c->rx_buf, size, c->rx_tail, cu, n); /* TCP: MSG_TRUNC discards */
 		if (!(flags & MSG_PEEK)) {
 			c->rx_tail += n;
 			pd_store_release(&c->rxd->tail, c->rx_tail); /* release: we are done reading those bytes */
@@ -592,4 +592,27 @@ void pd_conn_arm(struct pd_conn *c, bool rx, bool tx)
 	if (rx) pd_store_relaxed(&c->rxd->reader_armed, 1);
 	if (tx) pd_store_relaxed(&c->txd->writer_armed, 1);
 	pd_fence_full(); /* orders the armed stores before the caller's re-check */
+}
+
+/* FIONREAD/SIOCINQ and SIOCOUTQ of an attached connection: the kernel's
+ * count (TCP bytes before the switch) plus the ring's. Returns -1 when the
+ * kernel's answer stands alone. */
+int pd_conn_queued(struct pd_conn *c, bool inq, int kernel)
+{
+	if (slot_reset(c)) return kernel;
+	if (inq) {
+		uint64_t avail = pd_load_acquire(&c->rxd->head) - pd_load_acquire(&c->rxd->tail);
+		if (avail > c->ring_size) return kernel;
+		if (!c->rx_ring) { /* ring bytes follow the TCP bytes: count only those reachable */
+			if (!pd_load_acquire(&c->rxd->switched)) return kernel;
+			uint64_t left = pd_load_relaxed(&c->rxd->tx_tcp_bytes) - c->rx_tcp;
+			if ((uint64_t)kernel < left) return kernel; /* TCP bytes still in flight */
+		}
+		uint64_t n = (uint64_t)kernel + avail;
+		return n > 0x7fffffff ? 0x7fffffff : (int)n;
+	}
+	uint64_t used = pd_load_acquire(&c->txd->head) - pd_load_acquire(&c->txd->tail);
+	if (used > c->ring_size) return kernel;
+	uint64_t n = (uint64_t)kernel + used;
+	return n > 0x7fffffff ? 0x7fffffff : (int)n;
 }

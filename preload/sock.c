@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include "pd.h"
 
@@ -204,6 +205,14 @@ PD_EXPORT int ioctl(int fd, unsigned long req, ...)
 	void *arg = va_arg(ap, void *);
 	va_end(ap);
 	int r = pd_real.ioctl(fd, req, arg);
+	if (r == 0 && (req == FIONREAD || req == SIOCOUTQ) && arg) {
+		struct pd_conn *c = pd_conn_get(fd);
+		if (c) {
+			if (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == PD_CS_ATTACHED)
+				*(int *)arg = pd_conn_queued(c, req == FIONREAD, *(int *)arg);
+			pd_conn_put(c);
+		}
+	}
 	if (r == 0 && req == FIONBIO && arg) {
 		int saved = errno;
 		struct pd_conn *c = pd_conn_get(fd);
