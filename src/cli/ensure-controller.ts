@@ -28,6 +28,20 @@ function lastLine(path: string): string {
   }
 }
 
+/** The controller's environment: ours, minus any pipedevice shim (under a nested pdrun). */
+export function controllerEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out = { ...env };
+  const kept = (env.LD_PRELOAD ?? '').split(/[\s:]+/).filter((p) => p !== '' && !isShim(p));
+  if (kept.length > 0) out.LD_PRELOAD = kept.join(' ');
+  else delete out.LD_PRELOAD;
+  delete out.PD_NO_CONTROLLER;
+  return out;
+}
+
+export function isShim(path: string): boolean {
+  return /(^|\/)libpd(-[a-z]+)?\.so$/.test(path);
+}
+
 export async function ensureController(socketPath: string, idleExit: number): Promise<Ensured> {
   const first = probeController(socketPath);
   if (first.alive) return { ok: true, fd: first.fd, started: false };
@@ -50,7 +64,7 @@ export async function ensureController(socketPath: string, idleExit: number): Pr
   try {
     const child = spawn(process.execPath, [
       join(packageRoot(), 'dist', 'cli', 'pd.js'), 'controller', '--socket', socketPath, '--idle-exit', String(idleExit),
-    ], { detached: true, stdio: ['ignore', 'ignore', logFd], env: process.env });
+    ], { detached: true, stdio: ['ignore', 'ignore', logFd], env: controllerEnv(process.env) });
     child.on('error', (e) => (state.exited = errorMessage(e)));
     child.on('exit', (code, sig) => (state.exited = sig ? `killed by ${sig}` : `exit code ${code}`));
     child.unref();

@@ -49,8 +49,10 @@ function parseArgs(argv: string[]): { opts: Record<string, unknown>; command: st
   return { opts: program.opts(), command };
 }
 
+/** Appends lib to LD_PRELOAD (space-separated), unless it is already there. */
 function withPreload(env: NodeJS.ProcessEnv, lib: string): string {
   const existing = (env.LD_PRELOAD ?? '').trim();
+  if (existing.split(/[\s:]+/).includes(lib)) return existing;
   return existing ? `${existing} ${lib}` : lib;
 }
 
