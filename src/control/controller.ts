@@ -326,6 +326,7 @@ export class Controller {
     if (this.state === ControllerState.Stopping) return;
     const ends = s.ends.size;
     this.conns.sessionGone(s);
+    this.pool.sessionGone(s);
     if (reason.startsWith('protocol violation') || reason.startsWith('internal')) this.log.warn(`${s.label}: closed: ${reason}`);
     else if (s.helloed) this.log.info(`${s.label}: ended (${reason}); reclaimed ${ends} connection end(s)`);
     else this.log.debug(`${s.label}: ended before HELLO (${reason})`);

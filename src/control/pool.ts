@@ -2,7 +2,10 @@
 // allocation, and the per-process quota on arena memory.
 import { Arena, type ArenaConfig, arenaGeometry } from '../datapath/arena.js';
 import { errorMessage } from './errors.js';
-import type { Session } from './session.js';
+import { type Session, SessionState } from './session.js';
+
+/** How long the last, empty arena of a live pair is kept for its next connection. */
+export const LINGER_MS = 2000;
 
 export interface PooledArena {
   readonly arena: Arena;
@@ -20,6 +23,7 @@ export class ArenaPool {
   /** arena bytes shared with each session */
   private readonly bytes = new Map<Session, number>();
   private warned = false;
+  private readonly lingering = new Map<PooledArena, NodeJS.Timeout>();
   /** whether the last arena made got hugepages (null before the first) */
   lastHugepage: boolean | null = null;
 
@@ -71,14 +75,40 @@ export class ArenaPool {
     return { ok: true, arena, ...slot };
   }
 
-  /** Frees a slot; destroys its arena when that was the last one used. */
+  /**
+   * Frees a slot. An arena left empty is destroyed, except the last one of a
+   * pair whose processes both live: it lingers for LINGER_MS so a pair that
+   * opens connection after connection does not make and map an arena each time.
+   */
   release(arena: Arena, index: number): void {
     arena.freeSlot(index);
     const p = this.byId.get(arena.id);
-    if (p && arena.slotsUsed === 0) this.destroy(p);
+    if (!p || arena.slotsUsed > 0) return;
+    const [a, b] = p.sessions;
+    const others = (this.byPair.get(ArenaPool.pairKey(a, b)) ?? []).filter((x) => x !== p);
+    if (a.state === SessionState.Closed || b.state === SessionState.Closed || others.some((x) => x.arena.slotsUsed < x.arena.slotCount)) {
+      this.destroy(p);
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.lingering.delete(p);
+      if (this.byId.get(arena.id) === p && arena.slotsUsed === 0) this.destroy(p);
+    }, LINGER_MS);
+    timer.unref();
+    this.lingering.set(p, timer);
+  }
+
+  /** A session ended: its empty arenas go now (the busy ones when their last slot is freed). */
+  sessionGone(s: Session): void {
+    for (const p of [...this.byId.values()]) {
+      if ((p.sessions[0] === s || p.sessions[1] === s) && p.arena.slotsUsed === 0) this.destroy(p);
+    }
   }
 
   private destroy(p: PooledArena): void {
+    const t = this.lingering.get(p);
+    if (t) clearTimeout(t);
+    this.lingering.delete(p);
     const [a, b] = p.sessions;
     const key = ArenaPool.pairKey(a, b);
     const list = (this.byPair.get(key) ?? []).filter((x) => x !== p);

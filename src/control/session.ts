@@ -55,6 +55,8 @@ export class Session {
   private readonly queue: Outgoing[] = [];
   private readonly watch: FdWatch;
   private closing = false;
+  /** writable interest is on (a message waits for socket space) */
+  private wantWritable = false;
 
   constructor(
     readonly id: number,
@@ -157,7 +159,8 @@ export class Session {
           return;
         }
         if (!sent) {
-          this.watch.update({ readable: true, writable: true, disconnect: true });
+          if (!this.wantWritable) this.watch.update({ readable: true, writable: true, disconnect: true });
+          this.wantWritable = true;
           return;
         }
         this.bumpSeq();
@@ -165,7 +168,8 @@ export class Session {
       this.queue.shift();
       m.after();
     }
-    if (this.state !== SessionState.Closed) this.watch.update({ readable: true, disconnect: true });
+    if (this.wantWritable && this.state !== SessionState.Closed) this.watch.update({ readable: true, disconnect: true });
+    this.wantWritable = false;
   }
 
   private bumpSeq(): void {
