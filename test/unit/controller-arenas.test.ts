@@ -1,6 +1,7 @@
 // Checks arena allocation per pair of processes: a full arena makes another,
 // freed slots are reused with a new generation, an empty arena is destroyed,
-// and different pairs never share an arena.
+// and different pairs never share an arena; the last empty arena of a live
+// pair lingers for its next connection, and goes with either process.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { constant } from '../../src/datapath/layout.js';
 import type { AssignMsg } from '../../src/control/protocol.js';
@@ -45,22 +46,38 @@ describe('arenas', () => {
     let doc = await ctl.status();
     expect(doc.arenas.map((r) => r.slots)).toEqual([1, 1, 1]);
 
-    // Free conn 1: its arena goes; the next a-b connection reuses nothing stale.
+    // Free conn 1: its arena lingers empty (the pair has no other free slot) and
+    // the pair's next connection reuses it, slot generation bumped.
     a.send({ type: 'conn-closed', connId: 1n });
     b.send({ type: 'conn-closed', connId: 1n });
-    await until('arena of conn 1 destroyed', async () => (await ctl.status()).arenas.length === 2);
+    await until('conn 1 freed', async () => (await ctl.status()).connections.length === 2);
+    doc = await ctl.status();
+    expect(doc.arenas.find((r) => r.id === Number(x1.arenaId))).toMatchObject({ slotsUsed: 0 });
     const x3 = await connectPair(a, b, 4n);
-    expect(x3.arenaId).not.toBe(x1.arenaId);
+    expect(x3.arenaId).toBe(x1.arenaId);
+    expect(x3.generation).toBe(x1.generation + 1);
     doc = await ctl.status();
     expect(doc.arenas).toHaveLength(3);
     expect(doc.arenas.every((r) => r.slotsUsed === 1)).toBe(true);
+
+    // Free both a-b connections: one empty arena may linger, never two.
+    for (const id of [2n, 4n]) {
+      a.send({ type: 'conn-closed', connId: id });
+      b.send({ type: 'conn-closed', connId: id });
+    }
+    await until('a-b slots freed', async () => (await ctl.status()).connections.length === 1);
+    doc = await ctl.status();
+    expect(doc.arenas.filter((r) => r.slotsUsed === 0)).toHaveLength(1);
+
+    // A session ending destroys its empty arenas at once (no linger).
+    b.close();
+    await until('a-b arena destroyed with b', async () => (await ctl.status()).arenas.length === 1, 1000);
     closeAll(pages);
     a.close();
-    b.close();
     c.close();
     await until('everything freed', async () => {
       const d = await ctl.status();
       return d.arenas.length === 0 && d.connections.length === 0 && d.sessions.length === 0;
-    });
+    }, 1000);
   });
 });
