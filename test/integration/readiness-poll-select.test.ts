@@ -1,0 +1,37 @@
+// Checks: ev_server over poll, ppoll and select with ev_client over poll and select, both under pdrun: 8 connections x 4 MiB each way echo back byte-exact, all 8 are on the ring both ways while held, each ends with EOF after its last byte, and the server reports no failed connection.
+import { expect, it } from 'vitest';
+import { MiB } from '../helpers/echo.js';
+import {
+  EV_CLIENT, EV_SERVER, allOnRing, expectAllOnRing, holdEvClient, releaseEvClient, startEvServer,
+  type ClientMode, type ServerMode,
+} from '../helpers/ev.js';
+import { pdStatusUntil } from '../helpers/pd.js';
+import { setupPdTest } from '../helpers/lifecycle.js';
+
+const pd = setupPdTest([EV_SERVER, EV_CLIENT]);
+
+const CONNS = 8;
+const BYTES = 4 * MiB;
+const SERVER_MODES: ServerMode[] = ['poll', 'ppoll', 'select'];
+const CLIENT_MODES: ClientMode[] = ['poll', 'select'];
+
+let seed = 200;
+for (const sm of SERVER_MODES) {
+  for (const cm of CLIENT_MODES) {
+    const s = ++seed;
+    it(`server ${sm}, client ${cm}: ${CONNS} x 4 MiB verified, all on the ring`, async () => {
+      const opts = { pdrun: true, env: pd().env };
+      const server = await startEvServer(sm, ['--max-conns', String(CONNS)], opts);
+      const { proc: client, result } = await holdEvClient(server, cm, CONNS, BYTES, s, opts);
+      expect(result).toMatchObject({ ok: true, mode: cm, conns: CONNS, bytes: BYTES });
+      expect(result.locals).toHaveLength(CONNS);
+      console.log(`server ${sm}, client ${cm}: ${CONNS} x ${BYTES} B each way in ${result.seconds.toFixed(3)} s`);
+
+      const status = await pdStatusUntil(pd().sock, (st) => allOnRing(st, result.locals), 5_000);
+      expectAllOnRing(status, result.locals, `server ${sm}, client ${cm}`);
+
+      await releaseEvClient(client);
+      await server.proc.waitOk(30_000);
+    });
+  }
+}
