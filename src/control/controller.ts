@@ -148,6 +148,9 @@ export class Controller {
         closeQuietly(p.fd);
         throw this.alreadyRunning(path);
       }
+      if (this.stopRequested !== null) {
+        throw new PdError('PD_E_ALREADY_RUNNING', `stopped (${this.stopRequested}) while waiting for the controller holding ${pidPath}`);
+      }
       if (Date.now() > deadline) {
         const st = readPidFile(pidPath);
         throw new PdError('PD_E_ALREADY_RUNNING',
