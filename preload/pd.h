@@ -88,6 +88,7 @@ struct pd_conn {
 	int efd_rx_self, efd_tx_self, efd_rx_peer, efd_tx_peer;
 	int reset;             /* the slot was found corrupted: ECONNRESET, atomic */
 	uint32_t rx_spin_ns, tx_spin_ns; /* adaptive spin budgets (ring.c) */
+	uint64_t t_report_ns;     /* when it was reported (for PD_LOG=debug timings) */
 	struct pd_conn *next_pending; /* session pending list, under the session lock */
 	struct pd_conn *next_free;
 	struct pd_epreg *epregs;  /* epoll registrations, under the epoll lock */
