@@ -21,6 +21,7 @@ export interface EvResult {
   conns: number;
   bytes: number;
   total: number;
+  rounds: number;
   seconds: number;
   peer: string;
   locals: string[];
@@ -42,6 +43,12 @@ export async function startEvServer(mode: ServerMode, args: string[], opts: Spaw
   return { proc, port, addr: `127.0.0.1:${port}` };
 }
 
+/** Rounds per connection: the first is mostly sent before the connection is
+ * upgraded (setup stays plain TCP, so a burst right after connect() fills the
+ * kernel buffers first); the later ones start after a full echo came back and
+ * run on a connection both ends have attached, so both directions switch. */
+export const ROUNDS = 4;
+
 /** Start an ev_client with --hold and wait for its JSON line: every echo is
  * verified and the connections are still open. Close its stdin to finish. */
 export async function holdEvClient(
@@ -52,11 +59,12 @@ export async function holdEvClient(
   seed: number,
   opts: SpawnOptions = {},
   timeoutMs = 60_000,
+  rounds = ROUNDS,
 ): Promise<{ proc: Proc; result: EvResult }> {
   const proc = spawnProc(
     EV_CLIENT,
     [mode, '127.0.0.1', String(server.port), String(conns), String(bytes), '--seed', String(seed), '--hold',
-      '--timeout', String(Math.ceil(timeoutMs / 1000) + 30)],
+      '--rounds', String(rounds), '--timeout', String(Math.ceil(timeoutMs / 1000) + 30)],
     { name: `${opts.pdrun ? 'pdrun ' : ''}ev_client ${mode}`, stdinPipe: true, ...opts },
   );
   await proc.waitStdout(/^\{.*\}\n/, timeoutMs);

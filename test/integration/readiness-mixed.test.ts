@@ -1,4 +1,4 @@
-// Checks: one ev_server under pdrun serves at the same time a client under pdrun (its connections upgrade to the ring) and a plain client (its connections stay on kernel TCP, which carries all their bytes): both verify 4 x 4 MiB each way byte-exact and end with EOF, the server reports no failed connection.
+// Checks: one ev_server under pdrun serves at the same time a client under pdrun (its connections upgrade to the ring) and a plain client (its connections stay on kernel TCP, which carries all their bytes): both verify 4 x 4 MiB each way (4 rounds) byte-exact and end with EOF, the server reports no failed connection.
 import { expect, it } from 'vitest';
 import { MiB } from '../helpers/echo.js';
 import {

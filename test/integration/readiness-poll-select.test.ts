@@ -1,4 +1,4 @@
-// Checks: ev_server over poll, ppoll and select with ev_client over poll and select, both under pdrun: 8 connections x 4 MiB each way echo back byte-exact, all 8 are on the ring both ways while held, each ends with EOF after its last byte, and the server reports no failed connection.
+// Checks: ev_server over poll, ppoll and select with ev_client over poll and select, both under pdrun: 8 connections x 4 MiB each way (in 4 rounds, each sent once the previous one came back) echo back byte-exact, all 8 are on the ring both ways while held, each ends with EOF after its last byte, and the server reports no failed connection.
 import { expect, it } from 'vitest';
 import { MiB } from '../helpers/echo.js';
 import {

@@ -1,7 +1,7 @@
 /* ev_client: a single-threaded, non-blocking echo client, written like any
  * unmodified event-loop application (no knowledge of pipedevice).
  *
- *   ev_client MODE HOST PORT CONNS BYTES [--seed S] [--hold] [--timeout S]
+ *   ev_client MODE HOST PORT CONNS BYTES [--seed S] [--rounds R] [--hold] [--timeout S]
  *
  * MODE: epoll-lt | epoll-et | poll | select.
  *
@@ -10,6 +10,9 @@
  * sends BYTES of the deterministic stream of seed S*1000003+i (common.h) in
  * writes of pseudo-random sizes 1 B..64 KiB, while reading the echo back
  * concurrently in reads of pseudo-random sizes and verifying every byte.
+ * With --rounds R (default 1) each connection sends its BYTES in R rounds and
+ * starts a round only once the previous one has fully come back, so that the
+ * later rounds run on a connection both ends have long set up.
  * Sockets are made non-blocking by socket(SOCK_NONBLOCK) or fcntl, and the I/O
  * calls rotate over write/send/writev and read/recv/readv by connection.
  *
@@ -20,7 +23,7 @@
  * down and checks each ends with EOF after the last byte.
  *
  * Prints one JSON line on stdout:
- *   {"ok":true,"mode":..,"conns":N,"bytes":BYTES,"total":N*BYTES,"seconds":..,
+ *   {"ok":true,"mode":..,"conns":N,"bytes":BYTES,"total":N*BYTES,"rounds":R,"seconds":..,
  *    "locals":["127.0.0.1:p",..],"peer":"127.0.0.1:P"}
  * Any failure: a message on stderr, status 1 (status 3 from the watchdog,
  * default 120 s).
@@ -51,6 +54,7 @@ struct cconn {
   enum st st;
   uint64_t seed;
   uint64_t sent, rcvd;
+  uint64_t limit; /* end of the current round: send up to here */
   bool wr_shut;
   uint32_t reg;
   struct rng rng;
@@ -61,7 +65,7 @@ static enum mode mode;
 static int epfd = -1;
 static struct cconn *cs;
 static int nconns, ndone, nverified;
-static uint64_t bytes;
+static uint64_t bytes, round_size;
 static bool hold, holding_done; /* holding_done: stdin EOF seen, shut down */
 static unsigned char wbuf[IO_MAX], rbuf[IO_MAX], scratch[VERIFY_SCRATCH];
 
@@ -87,7 +91,7 @@ static uint32_t want(struct cconn *c) {
   if (c->st == CONNECTING) return EPOLLOUT;
   if (c->st == DONE) return 0;
   uint32_t ev = EPOLLIN;
-  if (c->sent < bytes) ev |= EPOLLOUT;
+  if (c->sent < c->limit) ev |= EPOLLOUT;
   return ev;
 }
 
@@ -115,9 +119,9 @@ static void conn_done(struct cconn *c) {
 
 /* Returns true when it made progress and may be called again (edge-triggered). */
 static bool do_send(struct cconn *c) {
-  if (c->sent >= bytes) return false;
+  if (c->sent >= c->limit) return false;
   size_t n = io_size(c);
-  if (n > bytes - c->sent) n = (size_t)(bytes - c->sent);
+  if (n > c->limit - c->sent) n = (size_t)(c->limit - c->sent);
   stream_fill(c->seed, c->sent, wbuf, n);
   ssize_t r;
   switch (c->idx % 3) {
@@ -171,6 +175,8 @@ static bool do_recv(struct cconn *c) {
   }
   c->rcvd += (uint64_t)r;
   if (c->rcvd == bytes) nverified++;
+  if (c->rcvd == c->limit && c->limit < bytes) /* the round came back: the next one */
+    c->limit = c->limit + round_size < bytes ? c->limit + round_size : bytes;
   return true;
 }
 
@@ -198,9 +204,12 @@ static void service(struct cconn *c, bool rd, bool wr, bool err) {
     if (bytes == 0) finish_sending(c);
   }
   if (edge()) {
-    while (wr && do_send(c)) {
-    }
-    while (c->st != DONE && do_recv(c)) {
+    /* until EAGAIN both ways; a finished round lets more be sent at once */
+    bool more = true;
+    while (more && c->st != DONE) {
+      more = false;
+      while (do_send(c)) more = true;
+      while (c->st != DONE && do_recv(c)) more = true;
     }
   } else {
     if (wr || err) do_send(c);
@@ -297,16 +306,17 @@ int main(int argc, char **argv) {
   prog_name = "ev_client";
   const char *pos[5];
   int npos = 0;
-  uint64_t seed = 1;
+  uint64_t seed = 1, rounds = 1;
   unsigned timeout = 120;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = parse_size(argv[++i]);
     else if (!strcmp(argv[i], "--hold")) hold = true;
+    else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = parse_size(argv[++i]);
     else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) timeout = (unsigned)parse_size(argv[++i]);
     else if (npos < 5 && argv[i][0] != '-') pos[npos++] = argv[i];
     else die("bad argument %s", argv[i]);
   }
-  if (npos != 5) die("usage: ev_client MODE HOST PORT CONNS BYTES [--seed S] [--hold] [--timeout S]");
+  if (npos != 5) die("usage: ev_client MODE HOST PORT CONNS BYTES [--seed S] [--rounds R] [--hold] [--timeout S]");
   mode = M_COUNT;
   for (int m = 0; m < M_COUNT; m++)
     if (!strcmp(pos[0], mode_names[m])) mode = (enum mode)m;
@@ -316,6 +326,8 @@ int main(int argc, char **argv) {
   nconns = (int)parse_size(pos[3]);
   bytes = parse_size(pos[4]);
   if (nconns <= 0) die("CONNS must be positive");
+  if (rounds == 0) die("--rounds must be positive");
+  round_size = (bytes + rounds - 1) / rounds;
   if (timeout) watchdog(timeout);
   signal(SIGPIPE, SIG_IGN);
 
@@ -330,6 +342,7 @@ int main(int argc, char **argv) {
     struct cconn *c = &cs[i];
     c->idx = i;
     c->seed = seed * 1000003ULL + (uint64_t)i;
+    c->limit = round_size < bytes ? round_size : bytes;
     rng_seed(&c->rng, c->seed ^ 0x5bd1e995);
     snprintf(c->local, sizeof c->local, "?");
     c->fd = socket(AF_INET, SOCK_STREAM | (i % 2 ? 0 : SOCK_NONBLOCK), 0);
@@ -358,9 +371,10 @@ int main(int argc, char **argv) {
   } else if (nverified != nconns) {
     die("internal: %d of %d verified", nverified, nconns);
   }
-  printf("{\"ok\":true,\"mode\":\"%s\",\"conns\":%d,\"bytes\":%llu,\"total\":%llu,\"seconds\":%.3f,\"peer\":\"%s:%s\",\"locals\":[",
+  printf("{\"ok\":true,\"mode\":\"%s\",\"conns\":%d,\"bytes\":%llu,\"total\":%llu,\"rounds\":%llu,\"seconds\":%.3f,"
+         "\"peer\":\"%s:%s\",\"locals\":[",
          mode_names[mode], nconns, (unsigned long long)bytes, (unsigned long long)bytes * (unsigned long long)nconns,
-         secs, pos[1], pos[2]);
+         (unsigned long long)rounds, secs, pos[1], pos[2]);
   for (int i = 0; i < nconns; i++) printf("%s\"%s\"", i ? "," : "", cs[i].local);
   printf("]}\n");
   fflush(stdout);
