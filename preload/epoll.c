@@ -30,6 +30,7 @@ enum { MODE_PLAIN = 0, MODE_RING = 1 };
 struct pd_epreg {
 	uint32_t magic;
 	int live;
+	uint16_t gen;             /* bumped on every reuse; part of the tag */
 	int epfd, fd;
 	struct pd_conn *conn;     /* NULL until the fd becomes a connection */
 	uint32_t events;          /* the application's interest and flags */
@@ -77,26 +78,35 @@ static struct pd_epreg *reg_alloc(void)
 	}
 	struct pd_epreg *r = reg_free;
 	reg_free = r->next_free;
+	uint16_t gen = (uint16_t)(r->gen + 1);
 	memset(r, 0, sizeof *r);
+	r->gen = gen;
 	return r;
 }
 
-/* The reg behind a data value the kernel gave back, or NULL when the value
- * is not one of our tags (then it is the application's own data). */
-static struct pd_epreg *reg_from_tag(uint64_t tag, int epfd, int *kind)
+/* Tags: the reg's address (8-aligned, below 2^47) | kind in bits 0-1 |
+ * the reg's generation in bits 48-63, so an event the kernel queued for a
+ * registration since dropped (or recycled) is recognised as stale. */
+#define TAG_PTR_MASK 0x0000fffffffffffcull
+
+/* The reg behind a data value the kernel gave back: 1 and *out set when it
+ * is a live tag of ours, -1 when it is ours but stale (drop the event), 0
+ * when it is the application's own data. */
+static int reg_from_tag(uint64_t tag, int epfd, int *kind, struct pd_epreg **out)
 {
-	uintptr_t p = (uintptr_t)(tag & ~(uint64_t)3);
+	uintptr_t p = (uintptr_t)(tag & TAG_PTR_MASK);
 	int n = __atomic_load_n(&reg_nchunks, __ATOMIC_ACQUIRE);
 	for (int i = 0; i < n; i++) {
 		uintptr_t base = (uintptr_t)__atomic_load_n(&reg_chunks[i], __ATOMIC_ACQUIRE);
 		if (p < base || p >= base + REG_CHUNK * sizeof(struct pd_epreg)) continue;
-		if ((p - base) % sizeof(struct pd_epreg)) return NULL;
+		if ((p - base) % sizeof(struct pd_epreg)) return 0;
 		struct pd_epreg *r = (struct pd_epreg *)p;
-		if (r->magic != EPREG_MAGIC || !r->live || r->epfd != epfd) return NULL;
+		if (r->magic != EPREG_MAGIC || !r->live || r->epfd != epfd || r->gen != (uint16_t)(tag >> 48)) return -1;
 		*kind = (int)(tag & 3);
-		return r;
+		*out = r;
+		return 1;
 	}
-	return NULL;
+	return 0;
 }
 
 /* Under ep_lock. The set's record lives in the fd table's aux slot. */
@@ -122,7 +132,7 @@ static struct pd_epreg *reg_find(struct pd_ep *ep, int fd)
 
 static uint64_t tag(struct pd_epreg *r, int kind)
 {
-	return (uint64_t)(uintptr_t)r | (uint64_t)kind;
+	return (uint64_t)(uintptr_t)r | (uint64_t)kind | ((uint64_t)r->gen << 48);
 }
 
 /* What the kernel socket is registered for. */
@@ -391,11 +401,13 @@ static int translate(int epfd, struct epoll_event *ev, int n, int have)
 	for (int i = 0; i < n; i++) {
 		struct epoll_event k = ev[have + i];
 		int kind;
-		struct pd_epreg *r = reg_from_tag(k.data.u64, epfd, &kind);
-		if (!r) { /* the application's own registration */
+		struct pd_epreg *r = NULL;
+		int is = reg_from_tag(k.data.u64, epfd, &kind, &r);
+		if (is == 0) { /* the application's own registration */
 			ev[out++] = k;
 			continue;
 		}
+		if (is < 0) continue; /* queued for a registration since dropped */
 		if (r->disabled && r->out_batch != batch_seq) continue;
 		uint32_t e = 0;
 		if (r->mode == MODE_RING) {
