@@ -115,6 +115,7 @@ int pd_fd_kind(int fd);
 void pd_session_report(struct pd_conn *c, int origin);
 void pd_session_closed(struct pd_conn *c);
 void pd_session_poll(void);                     /* read pending assignments, no block */
+void pd_session_touch(void);                    /* open the session if not yet open */
 void pd_session_atfork_prepare(void);
 void pd_session_atfork_parent(void);
 void pd_session_atfork_child(void);

@@ -9,6 +9,7 @@
 #define PD_SYMS(X) \
 	X(int, socket, (int domain, int type, int protocol), (domain, type, protocol)) \
 	X(int, connect, (int fd, const struct sockaddr *addr, socklen_t len), (fd, addr, len)) \
+	X(int, listen, (int fd, int backlog), (fd, backlog)) \
 	X(int, accept, (int fd, struct sockaddr *addr, socklen_t *len), (fd, addr, len)) \
 	X(int, accept4, (int fd, struct sockaddr *addr, socklen_t *len, int flags), (fd, addr, len, flags)) \
 	X(int, close, (int fd), (fd)) \

@@ -157,6 +157,14 @@ void pd_session_report(struct pd_conn *c, int origin)
 	pd_debug("reported conn %llu fd %d origin %d", (unsigned long long)c->id, c->sock, origin);
 }
 
+void pd_session_touch(void)
+{
+	if (pd_cfg.no_controller || __atomic_load_n(&S.state, __ATOMIC_ACQUIRE) == SS_OPEN) return;
+	pthread_mutex_lock(&S.lock);
+	(void)session_open_locked();
+	pthread_mutex_unlock(&S.lock);
+}
+
 static struct pd_conn *pending_take(uint64_t id)
 {
 	for (struct pd_conn **pp = &S.pending; *pp; pp = &(*pp)->next_pending) {

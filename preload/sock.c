@@ -62,6 +62,21 @@ PD_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 	return r;
 }
 
+/* A TCP server opens its session now, not at its first connection: the
+ * session keeps an on-demand controller alive while the server waits
+ * (its pdrun may be gone: a daemon whose parent exited). */
+PD_EXPORT int listen(int fd, int backlog)
+{
+	PD_INIT();
+	int r = pd_real.listen(fd, backlog);
+	if (r == 0) {
+		int saved = errno;
+		if (is_tcp_fd(fd)) pd_session_touch();
+		errno = saved;
+	}
+	return r;
+}
+
 static int after_accept(int lfd, int fd, int flags)
 {
 	if (fd < 0) return fd;

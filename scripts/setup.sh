@@ -53,5 +53,6 @@ ensure_node() {
 build() {
   say "build: tsc, make $*"
   npx --no-install tsc -p tsconfig.json
+  chmod +x dist/cli/pdrun.js dist/cli/pd.js
   make -s "$@"
 }
