@@ -44,7 +44,10 @@ describe('session death', () => {
     closeAll([...ma.fds, pa.pageFd]);
     await until('dead0', () => dead(0) === 1);
     expect(dead(1)).toBe(0);
-    expect(eventfdRead(mb.fds[constant('ASSIGN_FD_RX_SELF')]!)).toBe(1n);
+    // dead0 is set before the doorbell is written: wait for the doorbell too
+    let rung = 0n;
+    await until('rx doorbell after SIGKILL', () => (rung += eventfdRead(mb.fds[constant('ASSIGN_FD_RX_SELF')]!)) >= 1n);
+    expect(rung).toBe(1n);
     expect(eventfdRead(mb.fds[constant('ASSIGN_FD_TX_SELF')]!)).toBe(1n);
     // The peer's own doorbells were not rung.
     expect(eventfdRead(mb.fds[constant('ASSIGN_FD_RX_PEER')]!)).toBe(0n);
@@ -109,7 +112,10 @@ describe('session death', () => {
     const m = new Mapping(mb.fds[constant('ASSIGN_FD_ARENA')]!, Number(xb.arenaSize));
     const base = constant('ARENA_HDR_SIZE') + xb.slotIndex * slotSize(4096);
     await until('dead0 after SIGKILL', () => m.load32(base + offsetOf(SLOT_CTRL, 'dead0')) === 1);
-    expect(eventfdRead(mb.fds[constant('ASSIGN_FD_RX_SELF')]!)).toBe(1n);
+    // dead0 is set before the doorbell is written: wait for the doorbell too
+    let rung = 0n;
+    await until('rx doorbell after SIGKILL', () => (rung += eventfdRead(mb.fds[constant('ASSIGN_FD_RX_SELF')]!)) >= 1n);
+    expect(rung).toBe(1n);
     doc = await ctl.status();
     expect(doc.sessions.map((s) => s.pid)).toEqual([process.pid]);
     expect(doc.connections).toHaveLength(1); // the waiting report is gone
