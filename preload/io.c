@@ -177,3 +177,61 @@ PD_EXPORT ssize_t sendfile64(int out, int in, off64_t *off, size_t n)
 {
 	return sendfile(out, in, (off_t *)off, n);
 }
+
+/* recvmmsg/sendmmsg on a TCP socket: one recvmsg/sendmsg per entry, the
+ * first as the caller asked, the rest without waiting (TCP gives the same). */
+PD_EXPORT int recvmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags, struct timespec *ts)
+{
+	PD_INIT_OR();
+	struct pd_conn *c = io_conn(fd);
+	if (!c) return pd_real.recvmmsg(fd, v, n, flags, ts);
+	int saved = errno;
+	unsigned int i;
+	ssize_t r = 0;
+	for (i = 0; i < n; i++) {
+		int f = flags & ~MSG_WAITFORONE;
+		if (i > 0 && (flags & MSG_WAITFORONE)) f |= MSG_DONTWAIT;
+		if (v[i].msg_hdr.msg_iovlen > IOV_MAX) { r = -EMSGSIZE; break; }
+		r = pd_conn_recv_msg(c, v[i].msg_hdr.msg_iov, (int)v[i].msg_hdr.msg_iovlen, f, &v[i].msg_hdr);
+		if (r < 0) break;
+		v[i].msg_len = (unsigned int)r;
+		if (r == 0) { i++; break; }
+	}
+	if (i > 0) return (int)finish(c, (ssize_t)i, saved);
+	return (int)finish(c, r, saved);
+}
+
+PD_EXPORT int sendmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags)
+{
+	PD_INIT_OR();
+	struct pd_conn *c = io_conn(fd);
+	if (!c) return pd_real.sendmmsg(fd, v, n, flags);
+	int saved = errno;
+	unsigned int i;
+	ssize_t r = 0;
+	for (i = 0; i < n; i++) {
+		if (v[i].msg_hdr.msg_iovlen > IOV_MAX) { r = -EMSGSIZE; break; }
+		r = pd_conn_send_msg(c, v[i].msg_hdr.msg_iov, (int)v[i].msg_hdr.msg_iovlen, flags, &v[i].msg_hdr);
+		if (r < 0) break;
+		v[i].msg_len = (unsigned int)r;
+		if ((size_t)r < pd_iov_len(v[i].msg_hdr.msg_iov, (int)v[i].msg_hdr.msg_iovlen)) { i++; break; }
+	}
+	if (i > 0) return (int)finish(c, (ssize_t)i, saved);
+	return (int)finish(c, r, saved);
+}
+
+PD_EXPORT ssize_t splice(int in, off64_t *offin, int out, off64_t *offout, size_t n, unsigned int flags)
+{
+	PD_INIT_OR();
+	struct pd_conn *c = offout ? NULL : io_conn(out);
+	if (c) {
+		int saved = errno;
+		return finish(c, pd_conn_splice_in(c, in, n, flags), saved);
+	}
+	c = offin ? NULL : io_conn(in);
+	if (c) {
+		int saved = errno;
+		return finish(c, pd_conn_splice_out(c, out, n, flags), saved);
+	}
+	return pd_real.splice(in, offin, out, offout, n, flags);
+}

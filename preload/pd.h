@@ -129,6 +129,8 @@ ssize_t pd_conn_send_msg(struct pd_conn *c, const struct iovec *iov, int iovcnt,
 ssize_t pd_conn_recv(struct pd_conn *c, const struct iovec *iov, int iovcnt, int flags);
 ssize_t pd_conn_recv_msg(struct pd_conn *c, const struct iovec *iov, int iovcnt, int flags, struct msghdr *orig);
 ssize_t pd_conn_sendfile(struct pd_conn *c, int in, off_t *off, size_t count);
+ssize_t pd_conn_splice_in(struct pd_conn *c, int pipe_in, size_t len, unsigned int flags);
+ssize_t pd_conn_splice_out(struct pd_conn *c, int pipe_out, size_t len, unsigned int flags);
 int pd_conn_shutdown(struct pd_conn *c, int how);
 uint32_t pd_conn_ring_events(struct pd_conn *c, uint64_t *head, uint64_t *tail);
 void pd_conn_arm(struct pd_conn *c, bool rx, bool tx);

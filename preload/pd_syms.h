@@ -35,6 +35,9 @@
 	X(ssize_t, sendmsg, (int fd, const struct msghdr *msg, int flags), (fd, msg, flags)) \
 	X(ssize_t, sendfile, (int out, int in, off_t *off, size_t n), (out, in, off, n)) \
 	X(ssize_t, sendfile64, (int out, int in, off64_t *off, size_t n), (out, in, off, n)) \
+	X(int, recvmmsg, (int fd, struct mmsghdr *v, unsigned int n, int flags, struct timespec *ts), (fd, v, n, flags, ts)) \
+	X(int, sendmmsg, (int fd, struct mmsghdr *v, unsigned int n, int flags), (fd, v, n, flags)) \
+	X(ssize_t, splice, (int in, off64_t *offin, int out, off64_t *offout, size_t n, unsigned int flags), (in, offin, out, offout, n, flags)) \
 	X(int, poll, (struct pollfd *fds, nfds_t n, int timeout), (fds, n, timeout)) \
 	X(int, __poll_chk, (struct pollfd *fds, nfds_t n, int timeout, size_t fdslen), (fds, n, timeout, fdslen)) \
 	X(int, ppoll, (struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask), (fds, n, ts, mask)) \

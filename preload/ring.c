@@ -10,6 +10,7 @@
 #include <sys/epoll.h>
 #include <string.h>
 #include <sys/time.h>
+#include <fcntl.h>
 #include <unistd.h>
 #include "barrier.h"
 #include "pd.h"
@@ -615,4 +616,70 @@ int pd_conn_queued(struct pd_conn *c, bool inq, int kernel)
 	if (used > c->ring_size) return kernel;
 	uint64_t n = (uint64_t)kernel + used;
 	return n > 0x7fffffff ? 0x7fffffff : (int)n;
+}
+
+/* splice from a pipe into a connection. On TCP the kernel's own; on the ring,
+ * at most the ring's free space is taken from the pipe, so what is taken is
+ * always delivered (never lost to a full ring). */
+ssize_t pd_conn_splice_in(struct pd_conn *c, int pipe_in, size_t len, unsigned int flags)
+{
+	ssize_t r;
+	pthread_mutex_lock(&c->tx_lock);
+	if (!tx_use_ring(c, 0, NULL)) {
+		r = pd_real.splice(pipe_in, NULL, c->sock, NULL, len, flags);
+		if (r < 0) r = -errno;
+		else c->tx_tcp += (uint64_t)r;
+		pthread_mutex_unlock(&c->tx_lock);
+		return r;
+	}
+	bool nonblock = (flags & SPLICE_F_NONBLOCK) || __atomic_load_n(&c->nonblock, __ATOMIC_RELAXED);
+	uint8_t buf[65536];
+	for (;;) {
+		if (slot_reset(c)) { r = -ECONNRESET; break; }
+		if (c->wr_shut || peer_gone(c)) { raise_sigpipe(0); r = -EPIPE; break; }
+		uint64_t used = c->tx_head - pd_load_acquire(&c->txd->tail);
+		if (used > c->ring_size) { r = conn_reset(c, "peer published a tail past the head"); break; }
+		size_t space = c->ring_size - (size_t)used;
+		if (space == 0) {
+			if (nonblock) { r = -EAGAIN; break; }
+			int w = wait_tx(c);
+			if (w < 0) { r = w; break; }
+			continue;
+		}
+		size_t want = len < space ? len : space;
+		if (want > sizeof buf) want = sizeof buf;
+		ssize_t n = pd_real.read(pipe_in, buf, want);
+		if (n < 0) { r = -errno; break; }
+		if (n == 0) { r = 0; break; }
+		struct iovec v = { .iov_base = buf, .iov_len = (size_t)n };
+		r = ring_send(c, &v, 1, MSG_NOSIGNAL); /* fits: only we write this ring */
+		break;
+	}
+	pthread_mutex_unlock(&c->tx_lock);
+	return r;
+}
+
+/* splice from a connection into a pipe: peek, write what the pipe takes,
+ * then consume exactly that much. */
+ssize_t pd_conn_splice_out(struct pd_conn *c, int pipe_out, size_t len, unsigned int flags)
+{
+	if (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) != PD_CS_ATTACHED) {
+		pthread_mutex_lock(&c->rx_lock);
+		ssize_t r = pd_real.splice(c->sock, NULL, pipe_out, NULL, len, flags);
+		if (r < 0) r = -errno;
+		else c->rx_tcp += (uint64_t)r;
+		pthread_mutex_unlock(&c->rx_lock);
+		return r;
+	}
+	uint8_t buf[65536];
+	if (len > sizeof buf) len = sizeof buf;
+	struct iovec v = { .iov_base = buf, .iov_len = len };
+	int rf = (flags & SPLICE_F_NONBLOCK) ? MSG_DONTWAIT : 0;
+	ssize_t n = pd_conn_recv(c, &v, 1, rf | MSG_PEEK);
+	if (n <= 0) return n;
+	ssize_t w = pd_real.write(pipe_out, buf, (size_t)n);
+	if (w <= 0) return w < 0 ? -errno : 0;
+	v.iov_len = (size_t)w;
+	ssize_t k = pd_conn_recv(c, &v, 1, MSG_DONTWAIT);
+	return k < 0 ? k : w;
 }
