@@ -58,6 +58,24 @@ static int sock_timeout_ms(struct pd_conn *c, int opt)
 	return ms > 0x7fffffff ? 0x7fffffff : (int)ms;
 }
 
+/* A wait interrupted by a signal: does TCP return EINTR here, or restart?
+ * The kernel restarts a socket call when the handler has SA_RESTART and the
+ * socket has no timeout for that direction (signal(7)). Which signal fired
+ * is not known here, so: EINTR when the socket has a timeout, or when any
+ * handler is installed without SA_RESTART; else restart. Runs only on the
+ * rare interrupted wait. */
+static bool eintr_returns(struct pd_conn *c, int timeo_opt)
+{
+	if (sock_timeout_ms(c, timeo_opt) >= 0) return true;
+	for (int sig = 1; sig < NSIG; sig++) {
+		struct sigaction sa;
+		if (sigaction(sig, NULL, &sa) < 0) continue;
+		if (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN) continue;
+		if (!(sa.sa_flags & SA_RESTART)) return true;
+	}
+	return false;
+}
+
 /* ---- copies between iovecs and a ring ---- */
 
 struct iov_cursor {
@@ -203,9 +221,8 @@ static int wait_rx(struct pd_conn *c, short *sock_ev)
 	int timeout = sock_timeout_ms(c, SO_RCVTIMEO);
 	struct pollfd p[2] = { { .fd = c->sock, .events = POLLIN | POLLRDHUP }, { .fd = c->efd_rx_self, .events = POLLIN } };
 	int r;
-	do
-		r = pd_real.poll(p, 2, timeout);
-	while (r < 0 && errno == EINTR);
+	while ((r = pd_real.poll(p, 2, timeout)) < 0 && errno == EINTR)
+		if (eintr_returns(c, SO_RCVTIMEO)) return -EINTR;
 	int e = errno;
 	/* armed stays set: an epoll/poll waiter in another thread may rely on
 	 * it; the peer clears it when it rings */
@@ -226,9 +243,8 @@ static int wait_tx(struct pd_conn *c)
 	/* the socket only for errors: a half-closed peer makes it readable forever */
 	struct pollfd p[2] = { { .fd = c->efd_tx_self, .events = POLLIN }, { .fd = c->sock, .events = 0 } };
 	int r;
-	do
-		r = pd_real.poll(p, 2, timeout);
-	while (r < 0 && errno == EINTR);
+	while ((r = pd_real.poll(p, 2, timeout)) < 0 && errno == EINTR)
+		if (eintr_returns(c, SO_SNDTIMEO)) return -EINTR;
 	int e = errno;
 	if (p[0].revents) doorbell_drain(c->efd_tx_self);
 	if (r < 0) return -e;
