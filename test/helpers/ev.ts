@@ -102,10 +102,11 @@ export function expectAllOnRing(s: PdStatus, locals: string[], what: string): vo
   const lines = locals.map((l) => {
     const c = connOf(s, l);
     return c
-      ? `${l}: ${c.transport} state=${c.state} attached=${JSON.stringify(c.attached)} switched=${JSON.stringify(c.switched)} ringBytes=${JSON.stringify(c.ringBytes)}${c.reason ? ` (${c.reason})` : ''}`
+      ? `${l}: ${c.transport} state=${c.state} attached=${JSON.stringify(c.attached)} switched=${JSON.stringify(c.switched)} ringBytes=${JSON.stringify(c.ringBytes)}${c.reason ? ` (${c.reason})` : ''}; reported by ${c.ends.map((e) => `pid ${e.pid} ${e.local}->${e.peer}`).join(', ')}`
       : `${l}: not in pd status`;
   });
-  expect(allOnRing(s, locals), `${what}: not every connection is on the ring both ways:\n${lines.join('\n')}`).toBe(true);
+  const sessions = JSON.stringify(s.sessions);
+  expect(allOnRing(s, locals), `${what}: not every connection is on the ring both ways:\n${lines.join('\n')}\nsessions: ${sessions}`).toBe(true);
 }
 
 export const SANITIZER_REPORT =

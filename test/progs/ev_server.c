@@ -2,7 +2,7 @@
  * event loops of real servers are (redis, nginx, libevent users), with no
  * knowledge of pipedevice.
  *
- *   ev_server --mode MODE [--port P] [--max-conns N] [--timeout S] [--verbose]
+ *   ev_server --mode MODE [--port P] [--max-conns N] [--threads T] [--timeout S] [--verbose]
  *
  * Listens on 127.0.0.1:P (0 = ephemeral, the default) and prints exactly
  * "port <N>\n" on stdout once listening; nothing else goes to stdout. Serves
@@ -33,6 +33,11 @@
  *   ppoll          ppoll() with SIGTERM unblocked only inside it
  *   select         select() (connections with fd >= FD_SETSIZE are refused)
  *
+ * --threads T (epoll modes only; default 1) runs T event loops, one per thread,
+ * each with its own epoll set holding the shared listening socket with
+ * EPOLLEXCLUSIVE (the nginx worker model); a connection stays with the thread
+ * that accepted it.
+ *
  * Connection k is accepted in one of three ways, rotating with k and the mode:
  * accept4(SOCK_NONBLOCK), accept() + fcntl(F_SETFL, O_NONBLOCK), accept() +
  * ioctl(FIONBIO). Its I/O calls rotate too: read()/write(), recv()/send(),
@@ -42,6 +47,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
@@ -70,14 +76,17 @@ struct conn {
   unsigned long long in, echoed;
 };
 
+#define MAX_FD 65536
+
 static enum mode mode;
-static int lfd = -1, epfd = -1;
-static struct conn **conns; /* by fd */
-static int conns_cap;
-static unsigned long accepted, ended, failed, max_conns;
+static int lfd = -1, nthreads = 1;
+static __thread int epfd = -1;               /* each event-loop thread has its own set */
+static struct conn **conns;                  /* by fd; an entry belongs to one thread */
+static int conns_hi;                         /* highest fd used + 1 (poll/select: one thread) */
+static unsigned long accepted, ended, failed, max_conns; /* atomic */
 static int verbose;
 static volatile sig_atomic_t stop;
-static unsigned char readbuf[READ_MAX];
+static __thread unsigned char readbuf[READ_MAX];
 static sigset_t wait_mask; /* the mask inside epoll_pwait/ppoll: SIGTERM unblocked */
 
 static bool is_epoll(void) { return mode <= M_EPOLL_PWAIT; }
@@ -92,7 +101,7 @@ static void conn_fail(struct conn *c, const char *what, int err) {
   fprintf(stderr, "ev_server: %s: conn %lu (fd %d, %s, %s): %s: %s after %llu bytes in, %llu echoed\n",
           mode_names[mode], c->idx, c->fd, accept_names[c->accept_style], io_names[c->io], what, strerror(err),
           c->in, c->echoed);
-  failed++;
+  __atomic_add_fetch(&failed, 1, __ATOMIC_RELAXED);
 }
 
 /* ---- registration ---- */
@@ -133,7 +142,7 @@ static void conn_close(struct conn *c) {
   conns[c->fd] = NULL;
   free(c->out);
   free(c);
-  ended++;
+  __atomic_add_fetch(&ended, 1, __ATOMIC_RELEASE);
 }
 
 static void out_append(struct conn *c, const unsigned char *p, size_t n) {
@@ -288,7 +297,8 @@ static void set_nonblock(int fd, int style) {
 
 static void accept_all(void) {
   for (;;) {
-    int style = (int)((accepted + (unsigned long)mode) % 3);
+    unsigned long n = __atomic_load_n(&accepted, __ATOMIC_RELAXED);
+    int style = (int)((n + (unsigned long)mode) % 3);
     struct sockaddr_in a;
     socklen_t alen = sizeof a;
     int fd = style == 0 ? accept4(lfd, (struct sockaddr *)&a, &alen, SOCK_NONBLOCK)
@@ -300,22 +310,15 @@ static void accept_all(void) {
       die("accept: %s", strerror(errno));
     }
     set_nonblock(fd, style);
-    unsigned long idx = accepted++;
-    if (mode == M_SELECT && fd >= FD_SETSIZE) {
-      fprintf(stderr, "ev_server: conn %lu: fd %d >= FD_SETSIZE, refused\n", idx, fd);
+    unsigned long idx = __atomic_fetch_add(&accepted, 1, __ATOMIC_RELAXED);
+    if ((mode == M_SELECT && fd >= FD_SETSIZE) || fd >= MAX_FD) {
+      fprintf(stderr, "ev_server: conn %lu: fd %d too large for %s, refused\n", idx, fd, mode_names[mode]);
       close(fd);
-      failed++;
-      ended++;
+      __atomic_add_fetch(&failed, 1, __ATOMIC_RELAXED);
+      __atomic_add_fetch(&ended, 1, __ATOMIC_RELEASE);
       continue;
     }
-    if (fd >= conns_cap) {
-      int cap = conns_cap ? conns_cap : 256;
-      while (cap <= fd) cap *= 2;
-      conns = realloc(conns, (size_t)cap * sizeof *conns);
-      if (!conns) die("out of memory");
-      memset(conns + conns_cap, 0, (size_t)(cap - conns_cap) * sizeof *conns);
-      conns_cap = cap;
-    }
+    if (fd >= conns_hi) conns_hi = fd + 1;
     struct conn *c = calloc(1, sizeof *c);
     if (!c) die("out of memory");
     c->fd = fd;
@@ -336,16 +339,18 @@ static void accept_all(void) {
 
 /* ---- the loops ---- */
 
-static bool finished(void) { return stop || (max_conns && ended >= max_conns); }
+static bool finished(void) { return stop || (max_conns && __atomic_load_n(&ended, __ATOMIC_ACQUIRE) >= max_conns); }
 
 static void loop_epoll(void) {
   epfd = epoll_create1(EPOLL_CLOEXEC);
   if (epfd < 0) die("epoll_create1: %s", strerror(errno));
-  ep_ctl(EPOLL_CTL_ADD, lfd, edge() ? EPOLLIN | EPOLLET : EPOLLIN);
+  ep_ctl(EPOLL_CTL_ADD, lfd, (edge() ? EPOLLIN | EPOLLET : EPOLLIN) | (nthreads > 1 ? EPOLLEXCLUSIVE : 0));
   int maxev = mode == M_EPOLL_ET ? 4 : mode == M_EPOLL_ONESHOT ? 3 : 64;
   struct epoll_event evs[64];
   while (!finished()) {
-    int n = mode == M_EPOLL_PWAIT ? epoll_pwait(epfd, evs, maxev, -1, &wait_mask) : epoll_wait(epfd, evs, maxev, 1000);
+    /* with several loops, one may wait on after another ended the run: bounded */
+    int n = mode == M_EPOLL_PWAIT ? epoll_pwait(epfd, evs, maxev, nthreads > 1 ? 1000 : -1, &wait_mask)
+                                  : epoll_wait(epfd, evs, maxev, 1000);
     if (n < 0) {
       if (errno == EINTR) continue;
       die("epoll_wait: %s", strerror(errno));
@@ -357,20 +362,26 @@ static void loop_epoll(void) {
         accept_all();
         continue;
       }
-      struct conn *c = fd >= 0 && fd < conns_cap ? conns[fd] : NULL;
+      struct conn *c = fd >= 0 && fd < MAX_FD ? conns[fd] : NULL;
       if (!c) {
         fprintf(stderr, "ev_server: epoll reported fd %d (events 0x%x), which is no open connection\n", fd, e);
-        failed++;
+        __atomic_add_fetch(&failed, 1, __ATOMIC_RELAXED);
         continue;
       }
       bool err = e & (EPOLLERR | EPOLLHUP);
       if (mode != M_EPOLL_ET && !(e & (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLERR | EPOLLHUP))) {
         fprintf(stderr, "ev_server: conn %lu: epoll event 0x%x with nothing in it\n", c->idx, e);
-        failed++;
+        __atomic_add_fetch(&failed, 1, __ATOMIC_RELAXED);
       }
       service(c, err || (e & (EPOLLIN | EPOLLRDHUP)), err || (e & EPOLLOUT));
     }
   }
+}
+
+static void *epoll_thread(void *arg) {
+  (void)arg;
+  loop_epoll();
+  return NULL;
 }
 
 static void loop_poll(void) {
@@ -378,7 +389,7 @@ static void loop_poll(void) {
   size_t pcap = 0;
   while (!finished()) {
     size_t need = 1;
-    for (int fd = 0; fd < conns_cap; fd++) need += conns[fd] != NULL;
+    for (int fd = 0; fd < conns_hi; fd++) need += conns[fd] != NULL;
     if (need > pcap) {
       pcap = need * 2;
       p = realloc(p, pcap * sizeof *p);
@@ -386,7 +397,7 @@ static void loop_poll(void) {
     }
     size_t k = 0;
     p[k++] = (struct pollfd){.fd = lfd, .events = POLLIN};
-    for (int fd = 0; fd < conns_cap; fd++) {
+    for (int fd = 0; fd < conns_hi; fd++) {
       struct conn *c = conns[fd];
       if (!c) continue;
       uint32_t w = want(c);
@@ -415,11 +426,11 @@ static void loop_poll(void) {
       bool err = re & (POLLERR | POLLHUP);
       if ((re & POLLRDHUP) && !(p[i].events & POLLRDHUP)) {
         fprintf(stderr, "ev_server: conn %lu: POLLRDHUP reported without being asked for (revents 0x%x)\n", c->idx, re);
-        failed++;
+        __atomic_add_fetch(&failed, 1, __ATOMIC_RELAXED);
       }
       if ((re & POLLOUT) && !(p[i].events & POLLOUT)) {
         fprintf(stderr, "ev_server: conn %lu: POLLOUT reported without being asked for (revents 0x%x)\n", c->idx, re);
-        failed++;
+        __atomic_add_fetch(&failed, 1, __ATOMIC_RELAXED);
       }
       service(c, err || (re & (POLLIN | POLLRDHUP)), err || (re & POLLOUT));
     }
@@ -435,7 +446,7 @@ static void loop_select(void) {
     FD_ZERO(&w);
     FD_SET(lfd, &r);
     int maxfd = lfd;
-    for (int fd = 0; fd < conns_cap; fd++) {
+    for (int fd = 0; fd < conns_hi; fd++) {
       struct conn *c = conns[fd];
       if (!c) continue;
       uint32_t x = want(c);
@@ -454,7 +465,7 @@ static void loop_select(void) {
       if (fd == lfd) continue;
       bool rd = FD_ISSET(fd, &r), wr = FD_ISSET(fd, &w);
       if (!rd && !wr) continue;
-      struct conn *c = fd < conns_cap ? conns[fd] : NULL;
+      struct conn *c = conns[fd];
       if (!c) die("select reported fd %d, which is no open connection", fd);
       service(c, rd, wr);
     }
@@ -471,6 +482,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--port") && i + 1 < argc) port = (unsigned)parse_size(argv[++i]);
     else if (!strcmp(argv[i], "--max-conns") && i + 1 < argc) max_conns = (unsigned long)parse_size(argv[++i]);
     else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) timeout = (unsigned)parse_size(argv[++i]);
+    else if (!strcmp(argv[i], "--threads") && i + 1 < argc) nthreads = (int)parse_size(argv[++i]);
     else if (!strcmp(argv[i], "--verbose")) verbose = 1;
     else die("usage: ev_server --mode MODE [--port P] [--max-conns N] [--timeout S] [--verbose] (bad argument %s)", argv[i]);
   }
@@ -479,6 +491,10 @@ int main(int argc, char **argv) {
   for (int m = 0; m < M_COUNT; m++)
     if (!strcmp(mname, mode_names[m])) mode = (enum mode)m;
   if (mode == M_COUNT) die("unknown mode %s", mname);
+  if (nthreads < 1 || nthreads > 64) die("--threads must be 1..64");
+  if (nthreads > 1 && !is_epoll()) die("--threads is for the epoll modes");
+  conns = calloc(MAX_FD, sizeof *conns);
+  if (!conns) die("out of memory");
   if (timeout) watchdog(timeout);
 
   signal(SIGPIPE, SIG_IGN);
@@ -509,12 +525,22 @@ int main(int argc, char **argv) {
   printf("port %u\n", (unsigned)ntohs(a.sin_port));
   fflush(stdout);
 
-  if (is_epoll()) loop_epoll();
-  else if (mode == M_SELECT) loop_select();
-  else loop_poll();
+  if (is_epoll()) {
+    pthread_t th[64];
+    for (int t = 1; t < nthreads; t++)
+      if (pthread_create(&th[t], NULL, epoll_thread, NULL) != 0) die("pthread_create failed");
+    loop_epoll();
+    for (int t = 1; t < nthreads; t++) pthread_join(th[t], NULL);
+  } else if (mode == M_SELECT) {
+    loop_select();
+  } else {
+    loop_poll();
+  }
 
-  if (verbose || failed)
-    fprintf(stderr, "ev_server: %s: %lu accepted, %lu ended, %lu failed%s\n", mode_names[mode], accepted, ended, failed,
+  unsigned long nf = __atomic_load_n(&failed, __ATOMIC_ACQUIRE);
+  if (verbose || nf)
+    fprintf(stderr, "ev_server: %s: %lu accepted, %lu ended, %lu failed%s\n", mode_names[mode],
+            __atomic_load_n(&accepted, __ATOMIC_ACQUIRE), __atomic_load_n(&ended, __ATOMIC_ACQUIRE), nf,
             stop ? " (SIGTERM)" : "");
-  return failed ? 1 : 0;
+  return nf ? 1 : 0;
 }
