@@ -36,7 +36,8 @@ struct pd_epreg {
 	uint32_t events;          /* the application's interest and flags */
 	uint64_t data;            /* the application's data */
 	int mode;
-	bool disabled;            /* EPOLLONESHOT fired */
+	bool disabled;            /* EPOLLONESHOT fired, or deleted (zombie) */
+	bool zombie;              /* EPOLL_CTL_DEL'd in ring mode: kept, silent, for a re-ADD */
 	bool out_in_kernel;       /* the socket registration includes EPOLLOUT */
 	uint64_t et_head, et_tail;
 	uint32_t et_last;         /* ring events last reported (edge-triggered) */
@@ -51,6 +52,7 @@ struct pd_ep {
 	uint64_t kernel_ns;   /* last time epoll_wait asked the kernel */
 	int kernel_skips;     /* rounds answered from the rings alone since */
 	uint32_t spin_ns;     /* adaptive spin budget before arming */
+	int sleepers;         /* threads asleep in the kernel on this set */
 };
 
 /* Rounds answered from the rings may skip the kernel (its other fds: a
@@ -189,13 +191,19 @@ static void reg_to_ring(struct pd_ep *ep, struct pd_epreg *r)
 	ep->ring_regs++;
 	r->out_in_kernel = sock_events(r) & EPOLLOUT;
 	kctl(r->epfd, EPOLL_CTL_MOD, r->fd, sock_events(r), tag(r, KIND_SOCK));
-	/* a waiter may already sleep in this set without having armed us */
-	pd_conn_arm(c, true, true);
+	/* a waiter already asleep in this set has not armed this connection:
+	 * wake it to look again (and arm) */
+	if (ep->sleepers > 0) pd_conn_ring_self(c);
 }
 
 /* Hand a registration back to the kernel: its connection stays on TCP. */
 static void reg_to_kernel(struct pd_ep *ep, struct pd_epreg *r)
 {
+	if (r->zombie) { /* the application deleted it already */
+		kctl(r->epfd, EPOLL_CTL_DEL, r->fd, 0, 0);
+		reg_drop(ep, r);
+		return;
+	}
 	uint32_t ev = r->disabled ? (r->events & ~(uint32_t)(EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI)) : r->events;
 	kctl(r->epfd, EPOLL_CTL_MOD, r->fd, ev, r->data);
 	reg_drop(ep, r);
@@ -269,7 +277,23 @@ PD_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 	pthread_mutex_lock(&ep_lock);
 	struct pd_ep *ep = ep_get(epfd, op == EPOLL_CTL_ADD);
 	struct pd_epreg *reg = reg_find(ep, fd);
-	if (op == EPOLL_CTL_ADD) {
+	if (op == EPOLL_CTL_ADD && reg && reg->zombie && event) {
+		/* re-ADD after a DEL in ring mode (event loops do it per request):
+		 * the doorbells never left; the socket gets its interest back */
+		reg->zombie = false;
+		reg->disabled = false;
+		reg->events = event->events;
+		reg->data = event->data.u64;
+		reg->et_last = 0;
+		reg->out_in_kernel = sock_events(reg) & EPOLLOUT;
+		r = kctl(epfd, EPOLL_CTL_MOD, fd, sock_events(reg), tag(reg, KIND_SOCK));
+		if (r == 0) {
+			reg_refresh(ep, reg);
+			if (reg->mode == MODE_RING && ep->sleepers > 0) pd_conn_ring_self(reg->conn);
+		} else {
+			reg_drop(ep, reg);
+		}
+	} else if (op == EPOLL_CTL_ADD) {
 		if (!ep || !event || reg) {
 			pthread_mutex_unlock(&ep_lock);
 			return pd_real.epoll_ctl(epfd, op, fd, event); /* let the kernel say what is wrong */
@@ -295,18 +319,26 @@ PD_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 			ep->regs = reg;
 			reg_refresh(ep, reg);
 		}
+	} else if (op == EPOLL_CTL_MOD && reg && reg->zombie) {
+		r = -ENOENT;
 	} else if (op == EPOLL_CTL_MOD) {
 		if (!reg || !event) {
 			pthread_mutex_unlock(&ep_lock);
 			return pd_real.epoll_ctl(epfd, op, fd, event);
 		}
 		uint32_t old = reg->events;
+		uint32_t old_sock = sock_events(reg);
 		reg->events = event->events;
 		uint64_t olddata = reg->data;
 		reg->data = event->data.u64;
 		reg->disabled = false;
 		reg->et_last = 0;
-		r = kctl(epfd, EPOLL_CTL_MOD, fd, sock_events(reg), tag(reg, KIND_SOCK));
+		/* In ring mode an EPOLLOUT toggle (event loops do it per reply) does
+		 * not change what the kernel watches: no syscall. */
+		if (reg->mode == MODE_RING && sock_events(reg) == old_sock && !(old_sock & EPOLLET))
+			r = 0;
+		else
+			r = kctl(epfd, EPOLL_CTL_MOD, fd, sock_events(reg), tag(reg, KIND_SOCK));
 		if (r < 0) {
 			reg->events = old;
 			reg->data = olddata;
@@ -319,12 +351,22 @@ PD_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 			pthread_mutex_unlock(&ep_lock);
 			return pd_real.epoll_ctl(epfd, op, fd, event);
 		}
-		r = kctl(epfd, EPOLL_CTL_DEL, fd, 0, 0);
-		if (reg->mode == MODE_RING && reg->conn) {
-			kctl(epfd, EPOLL_CTL_DEL, reg->conn->efd_rx_self, 0, 0);
-			kctl(epfd, EPOLL_CTL_DEL, reg->conn->efd_tx_self, 0, 0);
+		if (reg->zombie) {
+			r = -ENOENT;
+		} else if (reg->mode == MODE_RING && reg->conn) {
+			/* keep the registration silent for a likely re-ADD: one MOD
+			 * instead of three DELs now and three ADDs then */
+			r = kctl(epfd, EPOLL_CTL_MOD, fd, 0, tag(reg, KIND_SOCK));
+			if (r == 0) {
+				reg->zombie = true;
+				reg->disabled = true;
+			} else {
+				reg_drop(ep, reg);
+			}
+		} else {
+			r = kctl(epfd, EPOLL_CTL_DEL, fd, 0, 0);
+			reg_drop(ep, reg);
 		}
-		reg_drop(ep, reg);
 	} else {
 		pthread_mutex_unlock(&ep_lock);
 		return pd_real.epoll_ctl(epfd, op, fd, event);
@@ -377,19 +419,52 @@ static void reg_emit(struct pd_epreg *r, uint32_t ev, struct epoll_event *out, i
 	if (r->events & EPOLLONESHOT) r->disabled = true;
 }
 
-/* Scan the ring registrations of a set; returns how many events it wrote. */
-static int scan_rings(struct pd_ep *ep, struct epoll_event *out, int max, bool arm)
+/* Connections armed by one sleeping epoll_wait, to disarm when it wakes. */
+struct armset {
+	struct { struct pd_conn *c; bool rx, tx; } *v;
+	int n, cap;
+};
+
+/* Scan the ring registrations of a set; returns how many events it wrote.
+ * With arms, each scanned connection is armed first (and recorded, with a
+ * reference, so the caller can disarm it after sleeping). */
+static int scan_rings(struct pd_ep *ep, struct epoll_event *out, int max, struct armset *arms)
 {
 	int n = 0;
 	for (struct pd_epreg *r = ep->regs, *next; r && n < max; r = next) {
 		next = r->next_ep;
 		reg_refresh(ep, r);
 		if (r->mode != MODE_RING || r->disabled) continue;
-		if (arm) pd_conn_arm(r->conn, r->events & (EPOLLIN | EPOLLRDHUP), r->events & EPOLLOUT);
+		if (arms) {
+			if (arms->n == arms->cap) {
+				int cap = arms->cap ? arms->cap * 2 : 64;
+				void *v = realloc(arms->v, (size_t)cap * sizeof *arms->v);
+				if (!v) return n; /* cannot arm: the caller will not sleep long */
+				arms->v = v;
+				arms->cap = cap;
+			}
+			bool rx = r->events & (EPOLLIN | EPOLLRDHUP), tx = r->events & EPOLLOUT;
+			__atomic_add_fetch(&r->conn->refs, 1, __ATOMIC_ACQ_REL); /* linked to a reg: alive */
+			arms->v[arms->n].c = r->conn;
+			arms->v[arms->n].rx = rx;
+			arms->v[arms->n].tx = tx;
+			arms->n++;
+			pd_conn_arm(r->conn, rx, tx);
+		}
 		uint32_t ev = reg_ring_events(r);
 		if (ev) reg_emit(r, ev, out, &n);
 	}
 	return n;
+}
+
+/* Outside ep_lock: the sleeper woke. */
+static void disarm_all(struct armset *arms)
+{
+	for (int i = 0; i < arms->n; i++) {
+		pd_conn_disarm(arms->v[i].c, arms->v[i].rx, arms->v[i].tx);
+		pd_conn_put(arms->v[i].c);
+	}
+	arms->n = 0;
 }
 
 /* Translate what the kernel returned into ev[have..]; drops our doorbell
@@ -434,7 +509,7 @@ static int spin_rings(struct pd_ep *ep, struct epoll_event *out, int max)
 	uint32_t budget = ep->spin_ns == 0 || ep->spin_ns > cap ? cap : ep->spin_ns;
 	uint64_t start = pd_now_ns(), now;
 	for (;;) {
-		int n = scan_rings(ep, out, max, false);
+		int n = scan_rings(ep, out, max, NULL);
 		if (n > 0) {
 			uint32_t grown = budget + cap / 8;
 			ep->spin_ns = grown > cap ? cap : grown;
@@ -464,33 +539,53 @@ static int ep_wait(int epfd, struct epoll_event *events, int max, int timeout, k
 	if (PD_LIKELY(!ep) || max <= 0) return kwait(epfd, events, max, timeout, arg);
 	int saved = errno;
 	uint64_t start = pd_now_ns();
+	struct armset arms = { 0 };
 	for (;;) {
 		pthread_mutex_lock(&ep_lock);
 		ep = ep_get(epfd, false);
 		if (!ep) {
 			pthread_mutex_unlock(&ep_lock);
+			free(arms.v);
 			return kwait(epfd, events, max, timeout, arg);
 		}
 		batch_seq++;
-		int n = scan_rings(ep, events, max, false);
+		int n = scan_rings(ep, events, max, NULL);
 		int t = remaining_ms(timeout, start);
 		if (n == 0 && t != 0 && ep->ring_regs > 0) n = spin_rings(ep, events, max);
 		if (n == 0 && t != 0 && ep->ring_regs > 0) {
 			/* about to sleep: ask the peers to ring, then look again */
-			n = scan_rings(ep, events, max, true);
+			n = scan_rings(ep, events, max, &arms);
 		}
 		uint64_t now = pd_now_ns();
 		if (n > 0 && ep->kernel_skips < KERNEL_SKIP_MAX && now - ep->kernel_ns < KERNEL_SKIP_NS) {
 			ep->kernel_skips++;
 			pthread_mutex_unlock(&ep_lock);
+			disarm_all(&arms); /* armed, then found ready on the re-check */
+			free(arms.v);
 			errno = saved;
 			return n;
 		}
 		ep->kernel_skips = 0;
 		ep->kernel_ns = now;
+		bool sleeping = n == 0 && t != 0;
+		if (sleeping) ep->sleepers++;
 		pthread_mutex_unlock(&ep_lock);
 		int k = kwait(epfd, events + n, max - n, n ? 0 : t, arg);
+		if (sleeping) {
+			int e = errno;
+			pthread_mutex_lock(&ep_lock);
+			struct pd_ep *e2 = ep_get(epfd, false);
+			if (e2 == ep) ep->sleepers--;
+			pthread_mutex_unlock(&ep_lock);
+			errno = e;
+		}
+		if (arms.n) {
+			int e = errno;
+			disarm_all(&arms);
+			errno = e;
+		}
 		if (k < 0) {
+			free(arms.v);
 			if (n > 0) {
 				errno = saved;
 				return n;
@@ -501,6 +596,7 @@ static int ep_wait(int epfd, struct epoll_event *events, int max, int timeout, k
 		int total = translate(epfd, events, k, n);
 		pthread_mutex_unlock(&ep_lock);
 		if (total > 0 || remaining_ms(timeout, start) == 0) {
+			free(arms.v);
 			errno = saved;
 			return total;
 		}

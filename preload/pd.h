@@ -134,6 +134,8 @@ ssize_t pd_conn_splice_out(struct pd_conn *c, int pipe_out, size_t len, unsigned
 int pd_conn_shutdown(struct pd_conn *c, int how);
 uint32_t pd_conn_ring_events(struct pd_conn *c, uint64_t *head, uint64_t *tail);
 void pd_conn_arm(struct pd_conn *c, bool rx, bool tx);
+void pd_conn_disarm(struct pd_conn *c, bool rx, bool tx);
+void pd_conn_ring_self(struct pd_conn *c);
 int pd_conn_queued(struct pd_conn *c, bool inq, int kernel);
 
 /* ---- readiness (epoll.c, poll.c) ---- */

@@ -47,8 +47,8 @@ struct pd_dir_ctrl {
 	uint64_t tail; /* free-running count of bytes consumed from the ring */
 	uint32_t rd_closed; /* 1 once the receiver will read no more (its last reference closed) */
 	uint8_t _pad1[52];
-	uint32_t reader_armed; /* receiver is about to sleep waiting for data */
-	uint32_t writer_armed; /* sender is about to sleep waiting for space */
+	uint32_t reader_armed; /* threads of the receiver asleep (or about to sleep) waiting for data */
+	uint32_t writer_armed; /* threads of the sender asleep (or about to sleep) waiting for space */
 	uint8_t _pad2[120];
 };
 _Static_assert(sizeof(struct pd_dir_ctrl) == 256, "pd_dir_ctrl size");

@@ -150,8 +150,10 @@ static int poll_core(struct pollfd *fds, nfds_t n, int timeout, const sigset_t *
 			if (ring_revents(c, fds[ring[k].idx].events)) ready++;
 		}
 		int t = ready ? 0 : remaining_ms(timeout, start);
+		bool armed = false;
 		if (!ready && t != 0) {
 			priv_drain(ep);
+			armed = true;
 			for (nfds_t k = 0; k < nring; k++) {
 				short want = fds[ring[k].idx].events;
 				pd_conn_arm(ring[k].c, want & (POLLIN | POLLRDHUP), want & POLLOUT);
@@ -173,6 +175,14 @@ static int poll_core(struct pollfd *fds, nfds_t n, int timeout, const sigset_t *
 			r = pd_real.ppoll(copy, n + 1, tp, mask);
 		} else {
 			r = pd_real.poll(copy, n + 1, t);
+		}
+		if (armed) {
+			int e = errno;
+			for (nfds_t k = 0; k < nring; k++) {
+				short want = fds[ring[k].idx].events;
+				pd_conn_disarm(ring[k].c, want & (POLLIN | POLLRDHUP), want & POLLOUT);
+			}
+			errno = e;
 		}
 		if (r < 0) goto out; /* EINTR and friends, as the kernel says */
 		if (copy[n].revents) priv_drain(ep);

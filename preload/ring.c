@@ -138,18 +138,28 @@ static void copy_from_ring(const uint8_t *ring, uint32_t size, uint64_t pos, str
 
 /* ---- waking ---- */
 
-/* After publishing head: wake the peer's reader if it armed itself. */
+/* The armed words count the peer's threads asleep (or about to sleep) on a
+ * doorbell: a waiter adds itself, fences, re-checks, sleeps, and removes
+ * itself when it wakes. So a busy peer is never rung, and the waker needs no
+ * exchange: it rings while the count is non-zero. */
+
+/* After publishing head: wake the peer's reader if it is asleep. */
 static inline void wake_reader(struct pd_conn *c)
 {
 	pd_fence_full(); /* orders our head (or switched) store before the armed load */
-	if (pd_load_relaxed(&c->txd->reader_armed) && pd_xchg(&c->txd->reader_armed, 0)) doorbell(c->efd_rx_peer);
+	if (pd_load_relaxed(&c->txd->reader_armed)) doorbell(c->efd_rx_peer);
 }
 
-/* After publishing tail: wake the peer's writer if it armed itself. */
+/* After publishing tail: wake the peer's writer if it is asleep. */
 static inline void wake_writer(struct pd_conn *c)
 {
 	pd_fence_full(); /* orders our tail store before the armed load */
-	if (pd_load_relaxed(&c->rxd->writer_armed) && pd_xchg(&c->rxd->writer_armed, 0)) doorbell(c->efd_tx_peer);
+	if (pd_load_relaxed(&c->rxd->writer_armed)) doorbell(c->efd_tx_peer);
+}
+
+static inline void arm_add(uint32_t *w, int d)
+{
+	__atomic_add_fetch(w, (uint32_t)d, __ATOMIC_RELAXED);
 }
 
 /* ---- waiting ---- */
@@ -215,17 +225,22 @@ static int wait_rx(struct pd_conn *c, short *sock_ev)
 {
 	*sock_ev = 0;
 	if (spin(c, rx_ready, &c->rx_spin_ns)) return 0;
-	pd_store_relaxed(&c->rxd->reader_armed, 1);
+	arm_add(&c->rxd->reader_armed, 1);
 	pd_fence_full(); /* orders the armed store before the re-check loads */
-	if (rx_ready(c)) return 0;
+	if (rx_ready(c)) {
+		arm_add(&c->rxd->reader_armed, -1);
+		return 0;
+	}
 	int timeout = sock_timeout_ms(c, SO_RCVTIMEO);
 	struct pollfd p[2] = { { .fd = c->sock, .events = POLLIN | POLLRDHUP }, { .fd = c->efd_rx_self, .events = POLLIN } };
-	int r;
+	int r, e = 0;
 	while ((r = pd_real.poll(p, 2, timeout)) < 0 && errno == EINTR)
-		if (eintr_returns(c, SO_RCVTIMEO)) return -EINTR;
-	int e = errno;
-	/* armed stays set: an epoll/poll waiter in another thread may rely on
-	 * it; the peer clears it when it rings */
+		if (eintr_returns(c, SO_RCVTIMEO)) {
+			errno = EINTR;
+			break;
+		}
+	if (r < 0) e = errno;
+	arm_add(&c->rxd->reader_armed, -1);
 	if (p[1].revents) doorbell_drain(c->efd_rx_self);
 	if (r < 0) return -e;
 	if (r == 0) return -EAGAIN;
@@ -236,16 +251,23 @@ static int wait_rx(struct pd_conn *c, short *sock_ev)
 static int wait_tx(struct pd_conn *c)
 {
 	if (spin(c, tx_ready, &c->tx_spin_ns)) return 0;
-	pd_store_relaxed(&c->txd->writer_armed, 1);
+	arm_add(&c->txd->writer_armed, 1);
 	pd_fence_full(); /* orders the armed store before the re-check loads */
-	if (tx_ready(c)) return 0;
+	if (tx_ready(c)) {
+		arm_add(&c->txd->writer_armed, -1);
+		return 0;
+	}
 	int timeout = sock_timeout_ms(c, SO_SNDTIMEO);
 	/* the socket only for errors: a half-closed peer makes it readable forever */
 	struct pollfd p[2] = { { .fd = c->efd_tx_self, .events = POLLIN }, { .fd = c->sock, .events = 0 } };
-	int r;
+	int r, e = 0;
 	while ((r = pd_real.poll(p, 2, timeout)) < 0 && errno == EINTR)
-		if (eintr_returns(c, SO_SNDTIMEO)) return -EINTR;
-	int e = errno;
+		if (eintr_returns(c, SO_SNDTIMEO)) {
+			errno = EINTR;
+			break;
+		}
+	if (r < 0) e = errno;
+	arm_add(&c->txd->writer_armed, -1);
 	if (p[0].revents) doorbell_drain(c->efd_tx_self);
 	if (r < 0) return -e;
 	if (r == 0) return -EAGAIN;
@@ -606,9 +628,24 @@ uint32_t pd_conn_ring_events(struct pd_conn *c, uint64_t *head, uint64_t *tail)
  * (space), then re-check: a caller about to sleep on the doorbells. */
 void pd_conn_arm(struct pd_conn *c, bool rx, bool tx)
 {
-	if (rx) pd_store_relaxed(&c->rxd->reader_armed, 1);
-	if (tx) pd_store_relaxed(&c->txd->writer_armed, 1);
+	if (rx) arm_add(&c->rxd->reader_armed, 1);
+	if (tx) arm_add(&c->txd->writer_armed, 1);
 	pd_fence_full(); /* orders the armed stores before the caller's re-check */
+}
+
+/* The waiter woke (or will not sleep): it no longer needs the doorbell. */
+void pd_conn_disarm(struct pd_conn *c, bool rx, bool tx)
+{
+	if (rx) arm_add(&c->rxd->reader_armed, -1);
+	if (tx) arm_add(&c->txd->writer_armed, -1);
+}
+
+/* Wake whoever of ours waits on this connection's doorbells (epoll and poll
+ * waiters that started watching before the connection attached). */
+void pd_conn_ring_self(struct pd_conn *c)
+{
+	doorbell(c->efd_rx_self);
+	doorbell(c->efd_tx_self);
 }
 
 /* FIONREAD/SIOCINQ and SIOCOUTQ of an attached connection: the kernel's

@@ -106,9 +106,9 @@ export const DIR_CTRL: StructDef = {
     // consumer line (written by the receiver only)
     ['tail', 'u64', 64, 'free-running count of bytes consumed from the ring'],
     ['rd_closed', 'u32', 72, '1 once the receiver will read no more (its last reference closed)'],
-    // wake line (set by the waiter, cleared by the waker with an exchange)
-    ['reader_armed', 'u32', 128, 'receiver is about to sleep waiting for data'],
-    ['writer_armed', 'u32', 132, 'sender is about to sleep waiting for space'],
+    // wake line (counted up and down by the waiters, read by the waker)
+    ['reader_armed', 'u32', 128, 'threads of the receiver asleep (or about to sleep) waiting for data'],
+    ['writer_armed', 'u32', 132, 'threads of the sender asleep (or about to sleep) waiting for space'],
   ]),
 };
 
