@@ -4,6 +4,7 @@
 //   pd status       what the controller sees (--json for the document)
 //   pd stop         SIGTERM the controller and wait for it to go
 //   pd options      the PD_* options table in markdown
+//   pd bench        A/B of real applications (src/cli/bench/)
 import { unlinkSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { fetchStatus } from '../control/client.js';
@@ -13,6 +14,7 @@ import { addOptionFlags, renderOptionsMarkdown, resolveOptions } from '../contro
 import { pidFilePath } from '../control/paths.js';
 import { readPidFile } from '../control/pidfile.js';
 import { formatStatus } from './format-status.js';
+import { registerBench } from './bench/command.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -98,6 +100,7 @@ function main(): void {
   program.command('options').description('print the PD_* options table (markdown)').action(() => {
     process.stdout.write(renderOptionsMarkdown());
   });
+  registerBench(program);
 
   program.parseAsync(process.argv).catch((e: unknown) => {
     if (e instanceof CommanderError) process.exit(e.exitCode === 0 ? 0 : 2);

@@ -1,0 +1,163 @@
+// `pd bench SCENARIO`: run the scenarios, print the tables, write JSON and SVG.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { BenchController } from './controller.js';
+import { BenchError } from './errors.js';
+import { runScenario, type Sample } from './harness.js';
+import { caseTable } from './markdown.js';
+import { describeMachine, gitRevision, machine } from './machine.js';
+import { ECHO_AB, RESULTS_DIR, ROOT } from './paths.js';
+import { SCENARIOS, findScenario } from './scenarios/index.js';
+import { killAllProcs } from './spawn.js';
+import { summarise, type CaseSummary } from './summary.js';
+import { ratioChart } from './svg.js';
+import { VARIANTS, type Scenario, type VariantId } from './types.js';
+
+export interface BenchOptions {
+  reps: number;
+  json?: string;
+  quick: boolean;
+  variants?: VariantId[];
+}
+
+const log = (m: string) => process.stderr.write(`pd bench: ${m}\n`);
+
+function onPath(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v "$1" >/dev/null 2>&1`, 'sh', cmd], { timeout: 5000 }).status === 0;
+}
+
+/** The scenarios named by spec ("redis", "redis,latency", "all"). */
+export function selectScenarios(spec: string): { scenarios: Scenario[]; echo: boolean } {
+  const ids = spec.split(',').map((s) => s.trim()).filter(Boolean);
+  if (ids.includes('all')) return { scenarios: [...SCENARIOS], echo: false };
+  const scenarios: Scenario[] = [];
+  let echo = false;
+  for (const id of ids) {
+    if (id === 'echo') {
+      echo = true;
+      continue;
+    }
+    const s = findScenario(id);
+    if (!s) throw new BenchError('PD_E_BENCH_USAGE', `unknown scenario '${id}': choose from ${[...SCENARIOS.map((x) => x.id), 'echo', 'all'].join(', ')} (\`pd bench list\`)`);
+    scenarios.push(s);
+  }
+  return { scenarios, echo };
+}
+
+/** Why a scenario cannot run here, or null. */
+function unavailable(s: Scenario): string | null {
+  const missing = Object.entries(s.needs).filter(([cmd]) => !onPath(cmd));
+  if (missing.length) {
+    const pkgs = [...new Set(missing.map(([, p]) => p))].join(' ');
+    return `needs ${missing.map(([c]) => c).join(', ')}: install with \`apt-get install -y ${pkgs}\` (or \`npm run bench\`, which installs them)`;
+  }
+  if (s.root && process.getuid?.() !== 0) return 'needs root (it creates network namespaces)';
+  return null;
+}
+
+export function listScenarios(): string {
+  let out = '| scenario | cases | variants | needs |\n| --- | --- | --- | --- |\n';
+  for (const s of SCENARIOS) {
+    const variants = [...new Set(s.cases.flatMap((c) => c.variants))].map((v) => `${VARIANTS[v].letter} ${VARIANTS[v].label}`);
+    out += `| ${s.id} | ${s.cases.map((c) => c.title).join('; ')} | ${variants.join(', ')} | ${Object.values(s.needs).join(' ')}${s.root ? ' (root)' : ''} |\n`;
+  }
+  out += '| echo | test/progs echo pair: 16 B ping-pong, one 64 KiB-write stream (bench/echo-ab.mjs) | A kernel TCP, B pdrun | gcc make |\n';
+  return out;
+}
+
+function runEcho(o: BenchOptions): Promise<number> {
+  const args = [ECHO_AB, '--reps', String(o.reps)];
+  if (o.quick) args.push('--iters', '2000', '--bytes', '256M');
+  if (o.json) args.push('--out', o.json);
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, { stdio: 'inherit', cwd: ROOT });
+    child.on('exit', (code) => resolve(code ?? 1));
+  });
+}
+
+function stamp(d: Date): string {
+  return d.toISOString().replace(/[:]/g, '-').replace(/\..*/, '');
+}
+
+export async function runBench(spec: string, o: BenchOptions): Promise<number> {
+  const { scenarios, echo } = selectScenarios(spec);
+  let status = 0;
+  if (echo) status = await runEcho(o);
+  if (scenarios.length === 0) return status;
+
+  const runnable: Scenario[] = [];
+  const skipped: string[] = [];
+  for (const s of scenarios) {
+    const why = unavailable(s);
+    if (!why) runnable.push(s);
+    else if (scenarios.length === 1) throw new BenchError(s.root ? 'PD_E_BENCH_ROOT' : 'PD_E_BENCH_MISSING', `${s.id} ${why}`);
+    else {
+      skipped.push(`${s.id}: ${why}`);
+      log(`skipping ${s.id}: ${why}`);
+    }
+  }
+
+  const tmpDir = mkdtempSync('/tmp/pdbench-');
+  let ctl: BenchController | null = null;
+  const controller = async (): Promise<BenchController> => {
+    if (!ctl) {
+      const c = new BenchController(path.join(tmpDir, 'pd.sock'), path.join(tmpDir, 'controller.log'));
+      await c.start();
+      ctl = c;
+    }
+    return ctl;
+  };
+  const cleanup = () => {
+    (ctl as BenchController | null)?.stop();
+    rmSync(tmpDir, { recursive: true, force: true });
+  };
+  const interrupted = (sig: NodeJS.Signals) => {
+    log(`${sig}: stopping every process of the bench`);
+    void killAllProcs().finally(() => {
+      cleanup();
+      process.exit(128 + (sig === 'SIGINT' ? 2 : 15));
+    });
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
+
+  const date = new Date();
+  const samples: Sample[] = [];
+  const summaries: CaseSummary[] = [];
+  try {
+    log(`${runnable.map((s) => s.id).join(', ')}: ${o.reps} repetition(s)${o.quick ? ', quick' : ''}; A/B(/C) alternate within each repetition`);
+    for (const s of runnable) {
+      const got = await runScenario(s, { reps: o.reps, quick: o.quick, variants: o.variants, tmpDir, controller, log });
+      samples.push(...got);
+      for (const c of s.cases) summaries.push(summarise(s, c, got, o.quick));
+    }
+  } finally {
+    cleanup();
+    process.off('SIGINT', interrupted);
+    process.off('SIGTERM', interrupted);
+  }
+
+  const git = gitRevision();
+  const m = machine(runnable.flatMap((s) => Object.values(s.needs)));
+  const command = `pd bench ${process.argv.slice(3).join(' ')}`.trim();
+  let md = `## pd bench ${runnable.map((s) => s.id).join(', ')}, ${date.toISOString()} (git ${git.rev}${git.dirty ? '+dirty' : ''})\n\n`;
+  md += 'A = kernel TCP over 127.0.0.1, B = server and client both under pdrun, C = Unix domain sockets (where the application has them). ';
+  md += `Runs alternate A, B(, C) within each of ${o.reps} repetition(s), each with fresh processes; the table shows medians. `;
+  md += 'CPU = user+system seconds of every server and client process (getrusage of their trees) plus, for B, the controller\'s.\n\n';
+  for (const s of summaries) md += `${caseTable(s)}\n`;
+  md += `machine: ${describeMachine(m)}; ${Object.entries(m.packages).map(([p, v]) => `${p} ${v}`).join(', ')}\n`;
+  md += `reproduce: \`${command}\` (after \`npm run build\`), or \`npm run bench\`\n`;
+  if (skipped.length) md += `\nskipped: ${skipped.join('; ')}\n`;
+  process.stdout.write(md);
+
+  const base = o.json ?? path.join(RESULTS_DIR, `${runnable.map((s) => s.id).join('+')}-${stamp(date)}.json`);
+  mkdirSync(path.dirname(base), { recursive: true });
+  const doc = { date: date.toISOString(), git: git.rev, dirty: git.dirty, command, options: o, machine: m, summaries, samples, skipped };
+  writeFileSync(base, `${JSON.stringify(doc, null, 2)}\n`);
+  const svgFile = base.replace(/\.json$/, '') + '.svg';
+  writeFileSync(svgFile, ratioChart(summaries, `pd bench ${runnable.map((s) => s.id).join(', ')}`));
+  log(`wrote ${path.relative(process.cwd(), base)} and ${path.relative(process.cwd(), svgFile)}`);
+  if (samples.some((s) => !s.ok)) status = 1;
+  return status;
+}
