@@ -18,5 +18,6 @@ export function fmt(x: number): string {
 }
 
 export function fmtRatio(x: number): string {
-  return Number.isFinite(x) ? `${x >= 10 ? x.toFixed(1) : x.toFixed(2)}x` : 'n/a';
+  if (!Number.isFinite(x)) return 'n/a';
+  return `${x >= 10 ? x.toFixed(1) : x >= 0.1 ? x.toFixed(2) : x.toPrecision(2)}x`;
 }

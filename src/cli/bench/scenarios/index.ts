@@ -1,8 +1,11 @@
 // Every scenario `pd bench` knows, in the order `pd bench all` runs them.
 import type { Scenario } from '../types.js';
+import { connectRate } from './connect-rate.js';
+import { latency } from './latency.js';
 import { redis } from './redis.js';
+import { throughput } from './throughput.js';
 
-export const SCENARIOS: readonly Scenario[] = [redis];
+export const SCENARIOS: readonly Scenario[] = [redis, latency, throughput, connectRate];
 
 export function findScenario(id: string): Scenario | undefined {
   return SCENARIOS.find((s) => s.id === id);
