@@ -2,10 +2,12 @@
 import type { Scenario } from '../types.js';
 import { connectRate } from './connect-rate.js';
 import { latency } from './latency.js';
+import { memcached } from './memcached.js';
+import { nginx } from './nginx.js';
 import { redis } from './redis.js';
 import { throughput } from './throughput.js';
 
-export const SCENARIOS: readonly Scenario[] = [redis, latency, throughput, connectRate];
+export const SCENARIOS: readonly Scenario[] = [redis, latency, throughput, connectRate, nginx, memcached];
 
 export function findScenario(id: string): Scenario | undefined {
   return SCENARIOS.find((s) => s.id === id);
