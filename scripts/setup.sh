@@ -9,11 +9,16 @@ export DEBIAN_FRONTEND=noninteractive
 say() { printf '%s\n' "pipedevice setup: $*" >&2; }
 
 ensure_debian_packages() {
-  # command -> Debian package
-  local -A pkg_of=([gcc]=gcc [make]=make [ss]=iproute2 [spin]=spin)
+  # command -> Debian package: the build and test tools, then the real
+  # applications that test/apps and `pd bench` run (redis, iperf3, sockperf,
+  # nginx + wrk, memcached + memaslap, Python for the asyncio test).
+  local -A pkg_of=([gcc]=gcc [make]=make [ss]=iproute2 [ip]=iproute2 [spin]=spin [strace]=strace
+    [redis-server]=redis-server [redis-cli]=redis-tools [redis-benchmark]=redis-tools
+    [iperf3]=iperf3 [sockperf]=sockperf [nginx]=nginx [wrk]=wrk
+    [memcached]=memcached [memcaslap]=libmemcached-tools [python3]=python3)
   local missing=()
   for cmd in "${!pkg_of[@]}"; do
-    command -v "$cmd" >/dev/null 2>&1 || missing+=("${pkg_of[$cmd]}")
+    command -v "$cmd" >/dev/null 2>&1 || [[ -x "/usr/sbin/$cmd" ]] || missing+=("${pkg_of[$cmd]}")
   done
   # libasan for the ASan/UBSan shim variant (gcc's own runtime package)
   if command -v gcc >/dev/null 2>&1 && [[ "$(gcc -print-file-name=libasan.so)" != /* ]]; then
@@ -29,9 +34,21 @@ ensure_debian_packages() {
       exit 1
     fi
   fi
+  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   say "installing ${missing[*]}"
-  "${sudo[@]}" apt-get update -qq
-  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The server packages (redis-server, memcached, nginx) would start their
+  # system services, listening on 6379, 11211 and 80; tests and benchmarks
+  # start their own on 127.0.0.1. Unless the host already has a policy, tell
+  # invoke-rc.d not to start them (the usual policy-rc.d of container images).
+  local policy=/usr/sbin/policy-rc.d made_policy=0
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null && "${sudo[@]}" chmod +x "$policy" && made_policy=1
+  fi
+  local rc=0
+  "${sudo[@]}" apt-get update -qq || rc=$?
+  [[ $rc -eq 0 ]] && { "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?; }
+  [[ $made_policy -eq 1 ]] && "${sudo[@]}" rm -f "$policy"
+  [[ $rc -eq 0 ]] || { say "apt-get failed ($rc)"; exit 1; }
 }
 
 ensure_node() {
