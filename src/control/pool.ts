@@ -16,8 +16,23 @@ export type LeaseResult =
   | { readonly ok: true; readonly arena: Arena; readonly index: number; readonly generation: number }
   | { readonly ok: false; readonly why: 'quota' | 'no-memory'; readonly detail: string };
 
+/**
+ * The first arena id of this controller. Ids must be unique across controller
+ * restarts, not only within one controller: a shim that outlives a controller
+ * keeps the old arenas of its running connections mapped and finds an arena by
+ * the id an ASSIGN names, so a restarted controller counting from 1 again made
+ * it reuse an old mapping for a new arena of the same size, and put a new
+ * connection on top of an old one's slot. Counting from the clock in
+ * microseconds, a later controller starts above every id an earlier one handed
+ * out, unless that one made more than one arena per microsecond of its life
+ * (or the clock went back). 2^53 microseconds after 1970 is the year 2255.
+ */
+export function firstArenaId(nowMs = Date.now()): number {
+  return Math.floor(nowMs * 1000);
+}
+
 export class ArenaPool {
-  private nextId = 1;
+  private nextId = firstArenaId();
   private readonly byPair = new Map<string, PooledArena[]>();
   private readonly byId = new Map<number, PooledArena>();
   /** arena bytes shared with each session */

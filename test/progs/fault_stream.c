@@ -20,11 +20,13 @@
  *                    and raise(SIGKILL): a kill -9 at an exact point of the stream
  *   --pause-every N  each time another N bytes were sent, print "paused <sent>\n"
  *                    and wait for a line on stdin before sending more
+ *   --rx-bytes N     stop reading after N bytes (rx_end "complete")
+ *   --no-shutdown    do not shutdown(SHUT_WR) after --bytes were sent
  *   --linger         after the JSON line, keep the socket open until stdin EOF
  *   --timeout S      watchdog (default 60)
  *
  * Once connected: "conn <pid> <local> <peer>\n". At the end one JSON line:
- *   {"ok":B,"rx":N,"rx_end":"eof|ECONNRESET|<errno>|mismatch","rx_end_ns":T,
+ *   {"ok":B,"rx":N,"rx_end":"eof|complete|ECONNRESET|<errno>|mismatch","rx_end_ns":T,
  *    "tx":N,"tx_end":"done|EPIPE|ECONNRESET|<errno>|stuck","tx_end_ns":T,"mismatch_at":-1}
  * ok is false only for a mismatch (a byte that is not the byte sent) or a
  * writer that did not finish within 3 s of the reader's end ("stuck"); which
@@ -39,7 +41,8 @@
 
 static uint64_t opt_bytes = UINT64_MAX, opt_chunk = 64 * 1024, opt_die = UINT64_MAX;
 static uint64_t tx_seed = 1, rx_seed = 2, opt_pause = 0;
-static int fd = -1, opt_linger = 0;
+static uint64_t opt_rx_bytes = UINT64_MAX;
+static int fd = -1, opt_linger = 0, opt_no_shutdown = 0;
 
 struct end {
   uint64_t bytes;
@@ -93,7 +96,7 @@ static void *writer(void *arg) {
     }
     off += (uint64_t)w;
   }
-  if (!err && off >= opt_bytes && shutdown(fd, SHUT_WR) < 0) err = errno;
+  if (!err && off >= opt_bytes && !opt_no_shutdown && shutdown(fd, SHUT_WR) < 0) err = errno;
   tx_end.ns = now_ns();
   tx_end.bytes = off;
   tx_end.err = err;
@@ -127,8 +130,8 @@ int main(int argc, char **argv) {
   }
   for (; i < argc; i++) {
     const char *a = argv[i];
-    if (!strcmp(a, "--linger")) {
-      opt_linger = 1;
+    if (!strcmp(a, "--linger") || !strcmp(a, "--no-shutdown")) {
+      *(a[2] == 'l' ? &opt_linger : &opt_no_shutdown) = 1;
       continue;
     }
     if (i + 1 >= argc) die("%s needs a value", a);
@@ -139,6 +142,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--tx-seed")) tx_seed = strtoull(v, NULL, 0);
     else if (!strcmp(a, "--rx-seed")) rx_seed = strtoull(v, NULL, 0);
     else if (!strcmp(a, "--die-after")) opt_die = parse_size(v);
+    else if (!strcmp(a, "--rx-bytes")) opt_rx_bytes = parse_size(v);
     else if (!strcmp(a, "--pause-every")) opt_pause = parse_size(v);
     else if (!strcmp(a, "--timeout")) timeout = (unsigned)strtoul(v, NULL, 10);
     else die("unknown option %s", a);
@@ -195,10 +199,15 @@ int main(int argc, char **argv) {
   rng_seed(&r, rx_seed ^ 0x99);
   uint64_t got = 0;
   long bad = -1;
-  int err = 0;
+  int err = 0, complete = 0;
   for (;;) {
+    if (got >= opt_rx_bytes) {
+      complete = 1;
+      break;
+    }
     uint64_t y = rng_next(&r);
     size_t want = (y & 7) == 0 ? (size_t)rng_range(&r, 1, 512) : (size_t)rng_range(&r, 4096, BUF);
+    if (want > opt_rx_bytes - got) want = (size_t)(opt_rx_bytes - got);
     ssize_t n;
     switch ((y >> 8) % 3) {
       case 0: n = read(fd, buf, want); break;
@@ -235,7 +244,7 @@ int main(int argc, char **argv) {
   int ok = bad < 0 && !stuck;
   printf("{\"ok\":%s,\"rx\":%llu,\"rx_end\":\"%s\",\"rx_end_ns\":%llu,\"tx\":%llu,\"tx_end\":\"%s\",\"tx_end_ns\":%llu,"
          "\"mismatch_at\":%ld}\n",
-         ok ? "true" : "false", (unsigned long long)got, end_name(err, "eof"), (unsigned long long)rx_end.ns,
+         ok ? "true" : "false", (unsigned long long)got, end_name(err, complete ? "complete" : "eof"), (unsigned long long)rx_end.ns,
          (unsigned long long)(stuck ? 0 : tx_end.bytes), stuck ? "stuck" : end_name(tx_end.err, "done"),
          (unsigned long long)(stuck ? 0 : tx_end.ns), bad);
   fflush(stdout);
