@@ -1,0 +1,76 @@
+// Shared by the test/apps files: real applications under pdrun, each with its
+// own PD_SOCKET (setupPdTest), bounded waits, and the transport check.
+import { spawnSync } from 'node:child_process';
+import net from 'node:net';
+import { expect } from 'vitest';
+import { findConnection, pdStatus, pdStatusUntil, type PdConnection, type PdStatus } from '../helpers/pd.js';
+import { sleep, type Proc } from '../helpers/proc.js';
+
+/** Fails the test (with the apt-get line) when cmd is not installed. */
+export function requireCommand(cmd: string, pkg: string): void {
+  const r = spawnSync('sh', ['-c', `command -v "$1" || test -x "/usr/sbin/$1"`, 'sh', cmd], { timeout: 5000 });
+  if (r.status !== 0) throw new Error(`${cmd} is not installed: apt-get install -y ${pkg} (scripts/setup.sh installs it)`);
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
+    });
+  });
+}
+
+/** Wait until something accepts on 127.0.0.1:port; fails early if the server exits. */
+export async function waitListening(port: number, server: Proc, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1');
+      const done = (v: boolean) => {
+        s.destroy();
+        resolve(v);
+      };
+      s.setTimeout(1000, () => done(false));
+      s.on('connect', () => done(true));
+      s.on('error', () => done(false));
+    });
+    if (ok) return;
+    const exited = await Promise.race([server.exited.then(() => true), sleep(0).then(() => false)]);
+    if (exited) throw new Error(`${server.name} exited before listening on ${port}:\n${server.stderr}`);
+    if (Date.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms:\n${server.stderr}`);
+    await sleep(50);
+  }
+}
+
+/** The connections whose ends include a socket on this port (either side). */
+export function connectionsOnPort(s: PdStatus, port: number): PdConnection[] {
+  const suffix = `:${port}`;
+  return s.connections.filter((c) => c.ends.some((e) => e.local.endsWith(suffix) || e.peer.endsWith(suffix)));
+}
+
+/** Wait (bounded) until every connection to the server port is on the ring, at least n of them. */
+export async function expectOnRing(sock: string, port: number, n: number, timeoutMs = 5000): Promise<PdConnection[]> {
+  const ok = (s: PdStatus) => {
+    const cs = connectionsOnPort(s, port);
+    return cs.length >= n && cs.every((c) => c.transport === 'ring');
+  };
+  const s = await pdStatusUntil(sock, ok, timeoutMs);
+  const cs = connectionsOnPort(s, port);
+  expect(cs.length, `connections to port ${port} in pd status:\n${JSON.stringify(s.connections, null, 1)}`).toBeGreaterThanOrEqual(n);
+  for (const c of cs) expect(c.transport, `connection ${c.id} (${JSON.stringify(c.ends)}): ${c.reason ?? ''}`).toBe('ring');
+  return cs;
+}
+
+/** The connection whose end has this local address, on the ring, once it is. */
+export async function expectConnOnRing(sock: string, local: string, timeoutMs = 5000): Promise<PdConnection> {
+  const s = await pdStatusUntil(sock, (x) => findConnection(x, local)?.transport === 'ring', timeoutMs);
+  const c = findConnection(s, local);
+  expect(c, `no connection with end ${local} in pd status:\n${JSON.stringify(s.connections, null, 1)}`).toBeDefined();
+  expect(c!.transport, `${JSON.stringify(c)}`).toBe('ring');
+  return c!;
+}
+
+export { pdStatus };
