@@ -1,6 +1,7 @@
 // Shared by the test/apps files: real applications under pdrun, each with its
 // own PD_SOCKET (setupPdTest), bounded waits, and the transport check.
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import net from 'node:net';
 import { expect } from 'vitest';
 import { findConnection, pdStatus, pdStatusUntil, type PdConnection, type PdStatus } from '../helpers/pd.js';
@@ -10,6 +11,11 @@ import { sleep, type Proc } from '../helpers/proc.js';
 export function requireCommand(cmd: string, pkg: string): void {
   const r = spawnSync('sh', ['-c', `command -v "$1" || test -x "/usr/sbin/$1"`, 'sh', cmd], { timeout: 5000 });
   if (r.status !== 0) throw new Error(`${cmd} is not installed: apt-get install -y ${pkg} (scripts/setup.sh installs it)`);
+}
+
+/** Debian's python3 (what scripts/setup.sh installs), not a pyenv or venv shim on PATH. */
+export function python3(): string {
+  return existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 }
 
 export function freePort(): Promise<number> {

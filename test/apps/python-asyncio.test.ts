@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { it } from 'vitest';
 import { setupPdTest } from '../helpers/lifecycle.js';
 import { spawnProc } from '../helpers/proc.js';
-import { requireCommand } from './app-helpers.js';
+import { python3, requireCommand } from './app-helpers.js';
 import { twoPhase } from './hold-client.js';
 
 const pd = setupPdTest();
@@ -13,9 +13,9 @@ const SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures
 it('echoes verified messages on the ring', async () => {
   requireCommand('python3', 'python3');
   const opts = { pdrun: true, env: pd().env };
-  const server = spawnProc('python3', [SCRIPT, 'server'], { ...opts, name: 'pdrun python3 asyncio server' });
+  const server = spawnProc(python3(), [SCRIPT, 'server'], { ...opts, name: 'pdrun python3 asyncio server' });
   const port = Number((await server.waitStdout(/^port (\d+)\n/, 20_000))[1]);
-  const client = spawnProc('python3', [SCRIPT, 'client', String(port)], { ...opts, stdinPipe: true, name: 'pdrun python3 asyncio client' });
+  const client = spawnProc(python3(), [SCRIPT, 'client', String(port)], { ...opts, stdinPipe: true, name: 'pdrun python3 asyncio client' });
   await twoPhase(pd(), client, 2);
   server.kill('SIGTERM');
   await server.wait(20_000);
