@@ -131,7 +131,7 @@ struct pd_conn *pd_conn_new(int fd, int state, int nonblock)
 	c->sock = fd;
 	c->state = state;
 	c->nonblock = nonblock;
-	c->efd_rx_self = c->efd_tx_self = c->efd_rx_peer = c->efd_tx_peer = -1;
+	c->efd_rx_self = c->efd_tx_self = c->efd_rx_peer = c->efd_tx_peer = c->peer_proc = -1;
 	c->fds = 1;
 	__atomic_store_n(&c->refs, 1, __ATOMIC_RELEASE); /* the table's reference */
 	struct pd_conn *old = __atomic_exchange_n(&ch->conn[fd % PD_FD_CHUNK], c, __ATOMIC_ACQ_REL);

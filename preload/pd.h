@@ -86,6 +86,8 @@ struct pd_conn {
 	uint64_t tx_head;      /* private copy of txd->head, under tx_lock */
 	uint64_t rx_tail;      /* private copy of rxd->tail, under rx_lock */
 	int efd_rx_self, efd_tx_self, efd_rx_peer, efd_tx_peer;
+	int peer_proc;         /* pidfd of the peer's process: readable once it exited */
+	int peer_exited;       /* seen through peer_proc, atomic */
 	int reset;             /* the slot was found corrupted: ECONNRESET, atomic */
 	uint32_t rx_spin_ns, tx_spin_ns; /* adaptive spin budgets (ring.c) */
 	uint64_t t_report_ns;     /* when it was reported (for PD_LOG=debug timings) */

@@ -5,7 +5,7 @@
 #include <stdint.h>
 
 #define PD_LAYOUT_VERSION 1u /* version of the arena layout */
-#define PD_PROTO_VERSION 1u /* version of the session protocol */
+#define PD_PROTO_VERSION 2u /* version of the session protocol */
 #define PD_ARENA_MAGIC 0x50444152u /* 'PDAR' at offset 0 of an arena */
 #define PD_SLOT_MAGIC 0x50445354u /* 'PDST' at offset 0 of a live slot */
 #define PD_SESSION_MAGIC 0x50445353u /* 'PDSS' at offset 0 of a session page */
@@ -20,7 +20,7 @@
 #define PD_MSG_HELLO 1u /* shim -> controller: first message of a session */
 #define PD_MSG_HELLO_ACK 2u /* controller -> shim: session accepted; fd: session page memfd */
 #define PD_MSG_CONN_REPORT 3u /* shim -> controller: an established TCP connection; fd: the socket */
-#define PD_MSG_ASSIGN 4u /* controller -> shim: ring slot for a connection; fds: arena, 4 doorbells */
+#define PD_MSG_ASSIGN 4u /* controller -> shim: ring slot for a connection; fds: arena, 4 doorbells, peer pidfd */
 #define PD_MSG_DECLINE 5u /* controller -> shim: the connection stays on TCP */
 #define PD_MSG_CONN_CLOSED 6u /* shim -> controller: the process dropped its last reference */
 #define PD_ORIGIN_CONNECT 1u /* the reporting end called connect() */
@@ -35,7 +35,8 @@
 #define PD_ASSIGN_FD_TX_SELF 2u /* ASSIGN fd index: doorbell this end sleeps on for space */
 #define PD_ASSIGN_FD_RX_PEER 3u /* ASSIGN fd index: the peer data doorbell (ring it after writing) */
 #define PD_ASSIGN_FD_TX_PEER 4u /* ASSIGN fd index: the peer space doorbell (ring it after reading) */
-#define PD_ASSIGN_NFDS 5u /* number of fds attached to ASSIGN */
+#define PD_ASSIGN_FD_PEER_PROC 5u /* ASSIGN fd index: a pidfd of the peer process (readable once it has exited) */
+#define PD_ASSIGN_NFDS 6u /* number of fds attached to ASSIGN */
 
 /* one direction of a connection slot */
 struct pd_dir_ctrl {

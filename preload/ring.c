@@ -179,7 +179,7 @@ static bool rx_ready(struct pd_conn *c)
  * saw its process die (a SIGKILLed reader sets no flag of its own). */
 static bool peer_gone(struct pd_conn *c)
 {
-	return pd_load_acquire(&c->txd->rd_closed) ||
+	return pd_load_acquire(&c->txd->rd_closed) || __atomic_load_n(&c->peer_exited, __ATOMIC_RELAXED) ||
 	       pd_load_acquire(c->role == 0 ? &c->slot->dead1 : &c->slot->dead0);
 }
 
@@ -259,9 +259,12 @@ static int wait_tx(struct pd_conn *c)
 	}
 	int timeout = sock_timeout_ms(c, SO_SNDTIMEO);
 	/* the socket only for errors: a half-closed peer makes it readable forever */
-	struct pollfd p[2] = { { .fd = c->efd_tx_self, .events = POLLIN }, { .fd = c->sock, .events = 0 } };
+	/* the peer's pidfd: a SIGKILLed reader sets no flag, and the controller
+	 * that would may be dead too */
+	struct pollfd p[3] = { { .fd = c->efd_tx_self, .events = POLLIN }, { .fd = c->sock, .events = 0 },
+			       { .fd = c->peer_proc, .events = POLLIN } };
 	int r, e = 0;
-	while ((r = pd_real.poll(p, 2, timeout)) < 0 && errno == EINTR)
+	while ((r = pd_real.poll(p, 3, timeout)) < 0 && errno == EINTR)
 		if (eintr_returns(c, SO_SNDTIMEO)) {
 			errno = EINTR;
 			break;
@@ -271,6 +274,7 @@ static int wait_tx(struct pd_conn *c)
 	if (p[0].revents) doorbell_drain(c->efd_tx_self);
 	if (r < 0) return -e;
 	if (r == 0) return -EAGAIN;
+	if (p[2].revents) __atomic_store_n(&c->peer_exited, 1, __ATOMIC_RELAXED);
 	if (p[1].revents & (POLLERR | POLLHUP)) return -EPIPE;
 	return 0;
 }

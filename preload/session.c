@@ -257,6 +257,7 @@ static bool assign_locked(struct pd_conn *c, const struct pd_msg_assign *m, int 
 	c->efd_tx_self = fds[PD_ASSIGN_FD_TX_SELF];
 	c->efd_rx_peer = fds[PD_ASSIGN_FD_RX_PEER];
 	c->efd_tx_peer = fds[PD_ASSIGN_FD_TX_PEER];
+	c->peer_proc = fds[PD_ASSIGN_FD_PEER_PROC];
 	for (int i = 1; i < (int)PD_ASSIGN_NFDS; i++) pd_fd_set_kind(fds[i], PD_FK_INTERNAL);
 	pd_real.close(fds[PD_ASSIGN_FD_ARENA]);
 	return true;
@@ -454,13 +455,13 @@ void pd_conn_release_slot(struct pd_conn *c)
 			ring_doorbell(c->efd_rx_peer);
 			ring_doorbell(c->efd_tx_peer);
 		}
-		int efds[4] = { c->efd_rx_self, c->efd_tx_self, c->efd_rx_peer, c->efd_tx_peer };
-		for (int i = 0; i < 4; i++) {
+		int efds[5] = { c->efd_rx_self, c->efd_tx_self, c->efd_rx_peer, c->efd_tx_peer, c->peer_proc };
+		for (int i = 0; i < 5; i++) {
 			if (efds[i] < 0) continue;
 			pd_fd_set_kind(efds[i], PD_FK_UNKNOWN);
 			pd_real.close(efds[i]);
 		}
-		c->efd_rx_self = c->efd_tx_self = c->efd_rx_peer = c->efd_tx_peer = -1;
+		c->efd_rx_self = c->efd_tx_self = c->efd_rx_peer = c->efd_tx_peer = c->peer_proc = -1;
 		if (c->arena) arena_unref_locked(c->arena);
 		c->arena = NULL;
 		c->slot = NULL;

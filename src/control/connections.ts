@@ -4,7 +4,7 @@
 import { fstatSync, statSync } from 'node:fs';
 import {
   IPPROTO_TCP, SOCK_STREAM, SOL_SOCKET, SO_PROTOCOL, SO_TYPE,
-  closeQuietly, eventfd, eventfdWrite, getpeername, getsockname, getsockoptInt, isSysError, socketNetnsFd,
+  closeQuietly, eventfd, eventfdWrite, getpeername, getsockname, getsockoptInt, isSysError, pidfdOpen, socketNetnsFd,
 } from '../datapath/libc.js';
 import { constant } from '../datapath/layout.js';
 import { type Endpoint, endKeys, formatEndpoint, isLoopback, normalise } from './address.js';
@@ -174,10 +174,16 @@ export class ConnectionTable {
       return;
     }
     const bells: number[] = [];
+    // Each end also gets a pidfd of the other's process: the kernel tells it
+    // when the peer has exited, with or without a controller (a writer waiting
+    // for ring space must not outlive a SIGKILLed reader). pidfds[i] goes to
+    // conn.ends[i] and watches the other end; each is closed once sent.
+    const pidfds: number[] = [];
     try {
       for (let i = 0; i < 4; i++) bells.push(eventfd());
+      pidfds.push(pidfdOpen(second.session.pid), pidfdOpen(first.session.pid));
     } catch (e) {
-      for (const fd of bells) closeQuietly(fd);
+      for (const fd of [...bells, ...pidfds]) closeQuietly(fd);
       this.pool.release(leased.arena, leased.index);
       conn.state = 'declined';
       conn.reason = `${declineText[Decline.NoMemory]} (${errorMessage(e)})`;
@@ -196,20 +202,22 @@ export class ConnectionTable {
       `conn ${conn.id}: matched ${a.label} conn ${first.connId} (role 0) with ${b.label} conn ${second.connId} (role 1): ` +
       `arena ${lease.arena.id} slot ${lease.index} gen ${lease.generation}`,
     );
-    for (const e of conn.ends) {
+    conn.ends.forEach((e, i) => {
       const r = e.role!;
       const p = (1 - r) as 0 | 1;
+      const pidfd = pidfds[i]!;
       const fds = [
         lease.arena.fd,
         lease.doorbells[doorbell.rx(r)], lease.doorbells[doorbell.tx(r)],
         lease.doorbells[doorbell.rx(p)], lease.doorbells[doorbell.tx(p)],
+        pidfd,
       ];
       if (fds.length !== constant('ASSIGN_NFDS')) throw new Error('ASSIGN fd count');
       e.session.send({
         type: 'assign', connId: e.connId, arenaId: BigInt(lease.arena.id), arenaSize: BigInt(lease.arena.size),
         slotIndex: lease.index, role: r, generation: lease.generation,
-      }, fds, () => !lease.freed);
-    }
+      }, fds, () => !lease.freed, () => closeQuietly(pidfd));
+    });
   }
 
   /** CONN_CLOSED: the process dropped its last reference to the connection. */

@@ -27,7 +27,7 @@ export interface ConstDef {
 }
 
 export const LAYOUT_VERSION = 1;
-export const PROTO_VERSION = 1;
+export const PROTO_VERSION = 2;
 
 export const CONSTANTS: readonly ConstDef[] = [
   { name: 'LAYOUT_VERSION', value: LAYOUT_VERSION, doc: 'version of the arena layout' },
@@ -47,7 +47,7 @@ export const CONSTANTS: readonly ConstDef[] = [
   { name: 'MSG_HELLO', value: 1, doc: 'shim -> controller: first message of a session' },
   { name: 'MSG_HELLO_ACK', value: 2, doc: 'controller -> shim: session accepted; fd: session page memfd' },
   { name: 'MSG_CONN_REPORT', value: 3, doc: 'shim -> controller: an established TCP connection; fd: the socket' },
-  { name: 'MSG_ASSIGN', value: 4, doc: 'controller -> shim: ring slot for a connection; fds: arena, 4 doorbells' },
+  { name: 'MSG_ASSIGN', value: 4, doc: 'controller -> shim: ring slot for a connection; fds: arena, 4 doorbells, peer pidfd' },
   { name: 'MSG_DECLINE', value: 5, doc: 'controller -> shim: the connection stays on TCP' },
   { name: 'MSG_CONN_CLOSED', value: 6, doc: 'shim -> controller: the process dropped its last reference' },
   // connection origins
@@ -65,7 +65,8 @@ export const CONSTANTS: readonly ConstDef[] = [
   { name: 'ASSIGN_FD_TX_SELF', value: 2, doc: 'ASSIGN fd index: doorbell this end sleeps on for space' },
   { name: 'ASSIGN_FD_RX_PEER', value: 3, doc: 'ASSIGN fd index: the peer data doorbell (ring it after writing)' },
   { name: 'ASSIGN_FD_TX_PEER', value: 4, doc: 'ASSIGN fd index: the peer space doorbell (ring it after reading)' },
-  { name: 'ASSIGN_NFDS', value: 5, doc: 'number of fds attached to ASSIGN' },
+  { name: 'ASSIGN_FD_PEER_PROC', value: 5, doc: 'ASSIGN fd index: a pidfd of the peer process (readable once it has exited)' },
+  { name: 'ASSIGN_NFDS', value: 6, doc: 'number of fds attached to ASSIGN' },
 ];
 
 function fields(list: ReadonlyArray<[string, FieldType, number, string]>): Field[] {

@@ -48,8 +48,8 @@ export const LOCK_NB = 4;
 
 /** Most fds one recvmsg accepts; more than any message carries, so extras are seen and closed. */
 export const RECV_MAX_FDS = 16;
-/** Most fds one sendmsg carries (ASSIGN sends 5). */
-export const SEND_MAX_FDS = 5;
+/** Most fds one sendmsg carries (ASSIGN sends 6). */
+export const SEND_MAX_FDS = 8;
 const DATA_MAX = 4096;
 const MAP_FAILED = 0xffff_ffff_ffff_ffffn;
 
@@ -96,6 +96,7 @@ interface Table {
   mmap: Fn<[Ptr, number, number, number, number, number], bigint>;
   munmap: Fn<[bigint, number], number>;
   eventfd: Fn<[number, number], number>;
+  pidfd_open: Fn<[number, number], number>;
   write: Fn<[number, Buffer, number], number>;
   read: Fn<[number, Buffer, number], number>;
   flock: Fn<[number, number], number>;
@@ -139,6 +140,7 @@ function lib(): Table {
     mmap: f('void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t off)'),
     munmap: f('int munmap(void *addr, size_t len)'),
     eventfd: f('int eventfd(unsigned int initval, int flags)'),
+    pidfd_open: f('int pidfd_open(int pid, unsigned int flags)'),
     write: f('intptr_t write(int fd, const void *buf, size_t len)'),
     read: f('intptr_t read(int fd, void *buf, size_t len)'),
     flock: f('int flock(int fd, int op)'),
@@ -504,6 +506,11 @@ export function view(addr: bigint, size: number): ArrayBuffer {
 
 export function eventfd(): number {
   return check('eventfd', () => lib().eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+}
+
+/** A pidfd of process `pid` (close-on-exec; readable once the process has exited). */
+export function pidfdOpen(pid: number): number {
+  return check('pidfd_open', () => lib().pidfd_open(pid, 0));
 }
 
 const one = Buffer.alloc(8);
