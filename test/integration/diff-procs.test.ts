@@ -1,0 +1,21 @@
+// Checks: descriptors and processes on an upgraded connection behave as on plain kernel TCP: dup/dup2/dup3/F_DUPFD_CLOEXEC with the original closed, fork after the upgrade with the child (or the parent) going on alone, fork with both writing in turn, three sender threads and one receiver per end at once (counts, per-sender order, integrity), close() in one thread while another waits in recv.
+import { it } from 'vitest';
+import { BEHAVE, expectSameBehaviour, type Scenario } from '../helpers/diff.js';
+import { setupPdTest } from '../helpers/lifecycle.js';
+
+const pd = setupPdTest([BEHAVE]);
+
+const CASES: Scenario[] = [
+  { name: 'dup', writes: 'both', what: 'dup, dup2, dup3, F_DUPFD_CLOEXEC: close the original, go on on the dups; EOF after the last one' },
+  { name: 'fork-child', writes: 'both', what: 'fork after the upgrade: the parent closes, the child reads, writes, closes; the peer gets EOF' },
+  { name: 'fork-parent', writes: 'both', what: 'fork after the upgrade: the child closes, the parent goes on' },
+  { name: 'fork-both', writes: 's2c', what: 'fork after the upgrade: parent writes, then child writes; the peer gets both in order' },
+  { name: 'threads', writes: 'both', what: 'three sender threads and a receiver thread on each end at once' },
+  { name: 'close-while-recv', writes: 'c2s', what: 'close() while another thread waits in recv: the recv still gets the data sent later' },
+];
+
+for (const c of CASES) {
+  it(`${c.name}: ${c.what}`, async () => {
+    await expectSameBehaviour(c, pd());
+  });
+}
