@@ -39,6 +39,11 @@ export interface Scenario {
 
 export interface RunOptions {
   pdrun: boolean;
+  /** instead of pdrun: run both ends with this LD_PRELOAD (a sanitizer
+   * runtime and a shim variant) and the test's PD_SOCKET, against a
+   * controller the test started (pdrun is a Node program: a sanitizer
+   * runtime preloaded into it would be preloaded into Node too) */
+  preload?: string;
   /** PdEnv of the test: its PD_SOCKET, for the pdrun run */
   pd?: PdEnv;
   /** environment added to both processes */
@@ -125,9 +130,11 @@ export function traceLines(stdout: string): string[] {
 export async function runScenario(scen: string, opts: RunOptions): Promise<RunResult> {
   const program = opts.program ?? 'c';
   const timeoutMs = opts.timeoutMs ?? 30_000;
-  const env = { ...(opts.pd?.env ?? {}), ...(opts.env ?? {}) };
-  const spawnOpts = { pdrun: opts.pdrun, pdrunArgs: opts.pdrunArgs, env, stdinPipe: true };
-  const tag = `${opts.pdrun ? 'pdrun ' : ''}${program} ${scen}`;
+  const shimmed = opts.pdrun || opts.preload !== undefined;
+  const env: Record<string, string> = { ...(opts.pd?.env ?? {}), ...(opts.env ?? {}) };
+  if (opts.preload !== undefined) env.LD_PRELOAD = opts.preload;
+  const spawnOpts = { pdrun: opts.pdrun && opts.preload === undefined, pdrunArgs: opts.pdrunArgs, env, stdinPipe: true };
+  const tag = `${opts.preload !== undefined ? 'preloaded ' : opts.pdrun ? 'pdrun ' : ''}${program} ${scen}`;
   const t0 = Date.now();
 
   const [scmd, sargs] = command(program, scen, 'server');
@@ -138,8 +145,8 @@ export async function runScenario(scen: string, opts: RunOptions): Promise<RunRe
   const local = (await client.waitStdout(/^= local (\S+)\n= ready$/m, 20_000))[1]!;
 
   let before: PdConnection | undefined;
-  if (opts.pdrun) {
-    if (!opts.pd) throw new Error('runScenario: a pdrun run needs the test PdEnv');
+  if (shimmed) {
+    if (!opts.pd) throw new Error('runScenario: a run under the shim needs the test PdEnv');
     // The warm-up echoes 1 byte each way until both ends have attached and
     // sent again, which switches both directions: wait for that, so that
     // every byte of the scenario goes by the ring.
@@ -162,7 +169,7 @@ export async function runScenario(scen: string, opts: RunOptions): Promise<RunRe
   client.child.stdin!.write('go\n');
   await Promise.all([server.waitStdout(/^= end$/m, timeoutMs), client.waitStdout(/^= end$/m, timeoutMs)]);
   let after: PdConnection | undefined;
-  if (opts.pdrun) after = connOfLocal(await statusNow(opts.pd!.sock), local);
+  if (shimmed) after = connOfLocal(await statusNow(opts.pd!.sock), local);
   server.closeStdin();
   client.closeStdin();
   const [s, c] = await Promise.all([server.waitOk(15_000), client.waitOk(15_000)]);
@@ -235,7 +242,7 @@ function dirs(w: Writes): number[] {
  */
 export async function expectSameBehaviour(s: Scenario, pd: PdEnv, extra: Partial<RunOptions> = {}): Promise<void> {
   const base = { program: s.program ?? 'c', timeoutMs: s.timeoutMs, ...extra };
-  const tcp = await runScenario(s.name, { ...base, pdrun: false });
+  const tcp = await runScenario(s.name, { ...base, pdrun: false, preload: undefined });
   const ring = await runScenario(s.name, { ...base, pdrun: true, pd });
 
   const report: string[] = [];
