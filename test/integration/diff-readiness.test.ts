@@ -21,6 +21,7 @@ const CASES: Scenario[] = [
   { name: 'epoll-mixed', writes: 'c2s', what: 'a set holding the socket and a pipe: every ready fd is reported, level-triggered' },
   { name: 'epoll-early', writes: 'c2s', what: 'a registration made before the connection was upgraded' },
   { name: 'writable-poll', writes: 's2c', what: 'poll(POLLOUT): writable idle, not once full (EAGAIN), again after the peer drained' },
+  { name: 'writable-poll-wrnorm', writes: 's2c', what: 'poll(POLLWRNORM): the same' },
   { name: 'writable-select', writes: 's2c', what: 'select write set: the same' },
   { name: 'writable-epoll-lt', writes: 's2c', what: 'epoll LT EPOLLOUT: the same' },
   { name: 'writable-epoll-et', writes: 's2c', what: 'epoll ET EPOLLOUT: one edge idle, none while full, one after the drain' },

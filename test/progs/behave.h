@@ -1529,11 +1529,12 @@ READINESS(rd_ep_early_srv, RM_EP_EARLY)
  * kernel's buffer sizes on TCP and the ring size under pdrun. */
 static bool wcheck(enum rmode m, int fd, int ep, int timeout, const char *when) {
   bool w = false;
-  if (m == RM_POLL) {
-    struct pollfd p = {.fd = fd, .events = POLLOUT};
+  if (m == RM_POLL || m == RM_POLL_NORM) {
+    short want = m == RM_POLL ? POLLOUT : POLLWRNORM;
+    struct pollfd p = {.fd = fd, .events = want};
     int r = poll(&p, 1, timeout);
-    w = r > 0 && (p.revents & POLLOUT);
-    T("poll(POLLOUT) %s: writable %s", when, yn(w));
+    w = r > 0 && (p.revents & want);
+    T("poll(%s) %s: writable %s", m == RM_POLL ? "POLLOUT" : "POLLWRNORM", when, yn(w));
   } else if (m == RM_SELECT) {
     fd_set ws;
     FD_ZERO(&ws);
@@ -1578,6 +1579,7 @@ static void writable_cli(int fd) {
   side_put('r');
 }
 static void wr_poll_srv(int fd) { writable_srv(fd, RM_POLL); }
+static void wr_pollnorm_srv(int fd) { writable_srv(fd, RM_POLL_NORM); }
 static void wr_select_srv(int fd) { writable_srv(fd, RM_SELECT); }
 static void wr_ep_lt_srv(int fd) { writable_srv(fd, RM_EP_LT); }
 static void wr_ep_et_srv(int fd) { writable_srv(fd, RM_EP_ET); }
@@ -2022,6 +2024,7 @@ static const struct scen scenarios[] = {
     {"epoll-mixed", rd_ep_mixed_srv, readiness_cli, 0},
     {"epoll-early", rd_ep_early_srv, readiness_cli, F_EARLY_EPOLL},
     {"writable-poll", wr_poll_srv, writable_cli, 0},
+    {"writable-poll-wrnorm", wr_pollnorm_srv, writable_cli, 0},
     {"writable-select", wr_select_srv, writable_cli, 0},
     {"writable-epoll-lt", wr_ep_lt_srv, writable_cli, 0},
     {"writable-epoll-et", wr_ep_et_srv, writable_cli, 0},
