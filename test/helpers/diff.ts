@@ -13,7 +13,7 @@ import { pathToFileURL } from 'node:url';
 import { expect } from 'vitest';
 import { PROGS_BIN, ROOT } from './paths.js';
 import { pdStatusAsync, type PdConnection, type PdEnv, type PdStatus } from './pd.js';
-import { sleep, spawnProc } from './proc.js';
+import { sleep, spawnProc, type ExitInfo, type Proc } from './proc.js';
 
 export const BEHAVE = path.join(PROGS_BIN, 'behave');
 export const BEHAVE_FORTIFY = path.join(PROGS_BIN, 'behave_fortify');
@@ -55,6 +55,10 @@ export interface RunOptions {
 }
 
 export interface RunResult {
+  /** both processes printed "= end" and exited 0 */
+  ok: boolean;
+  /** the trace of each end; an end that did not finish gets a last line
+   * saying how it ended, so the diff shows it */
   server: string[];
   client: string[];
   serverStderr: string;
@@ -167,15 +171,22 @@ export async function runScenario(scen: string, opts: RunOptions): Promise<RunRe
   }
 
   client.child.stdin!.write('go\n');
-  await Promise.all([server.waitStdout(/^= end$/m, timeoutMs), client.waitStdout(/^= end$/m, timeoutMs)]);
+  const ends = await settleBoth(server, client, timeoutMs);
   let after: PdConnection | undefined;
   if (shimmed) after = connOfLocal(await statusNow(opts.pd!.sock), local);
   server.closeStdin();
   client.closeStdin();
-  const [s, c] = await Promise.all([server.waitOk(15_000), client.waitOk(15_000)]);
+  const [s, c] = await Promise.all([exitOf(server), exitOf(client)]);
+  const trace = (p: ExitInfo, finished: boolean): string[] => {
+    const t = traceLines(p.stdout);
+    if (!finished) t.push(`(ended without finishing the scenario: exit code ${p.code}, signal ${p.signal})`);
+    else if (p.code !== 0) t.push(`(exit code ${p.code}, signal ${p.signal})`);
+    return t;
+  };
   return {
-    server: traceLines(s.stdout),
-    client: traceLines(c.stdout),
+    ok: ends.server && ends.client && s.code === 0 && c.code === 0,
+    server: trace(s, ends.server),
+    client: trace(c, ends.client),
     serverStderr: s.stderr,
     clientStderr: c.stderr,
     local,
@@ -183,6 +194,45 @@ export async function runScenario(scen: string, opts: RunOptions): Promise<RunRe
     after,
     ms: Date.now() - t0,
   };
+}
+
+/** Wait until both ends printed "= end". An end that exits or hangs
+ * instead (a failing scenario) gives the other 3 s more, then both are
+ * killed: which ends finished. */
+async function settleBoth(server: Proc, client: Proc, timeoutMs: number): Promise<{ server: boolean; client: boolean }> {
+  const procs = { server, client };
+  const exited = { server: false, client: false };
+  for (const k of ['server', 'client'] as const) void procs[k].exited.then(() => (exited[k] = true));
+  const done = (k: 'server' | 'client'): boolean => /^= end$/m.test(procs[k].stdout);
+  const deadline = Date.now() + timeoutMs;
+  let grace = Infinity;
+  for (;;) {
+    const settled = (['server', 'client'] as const).every((k) => done(k) || exited[k]);
+    if (settled) break;
+    if ((['server', 'client'] as const).some((k) => !done(k) && exited[k])) grace = Math.min(grace, Date.now() + 3000);
+    if (Date.now() > Math.min(deadline, grace)) {
+      for (const k of ['server', 'client'] as const) if (!done(k)) procs[k].kill();
+      break;
+    }
+    await sleep(20);
+  }
+  return { server: done('server'), client: done('client') };
+}
+
+/** The exit of a process whose stdin was closed; killed after 15 s. */
+async function exitOf(p: Proc): Promise<ExitInfo> {
+  try {
+    return await p.wait(15_000);
+  } catch {
+    return p.exited;
+  }
+}
+
+/** A run that must have gone cleanly (the kernel TCP reference, the sanitizer runs). */
+export function requireClean(r: RunResult, what: string): void {
+  if (r.ok) return;
+  throw new Error(`${what}: the scenario did not run to its end:\n--- server trace ---\n${r.server.join('\n')}\n--- server stderr ---\n${r.serverStderr}\n` +
+    `--- client trace ---\n${r.client.join('\n')}\n--- client stderr ---\n${r.clientStderr}`);
 }
 
 /** A line diff (longest common subsequence) of a against b: '  ' common, '- ' only in a, '+ ' only in b. */
@@ -243,6 +293,7 @@ function dirs(w: Writes): number[] {
 export async function expectSameBehaviour(s: Scenario, pd: PdEnv, extra: Partial<RunOptions> = {}): Promise<void> {
   const base = { program: s.program ?? 'c', timeoutMs: s.timeoutMs, ...extra };
   const tcp = await runScenario(s.name, { ...base, pdrun: false, preload: undefined });
+  requireClean(tcp, `${s.name} on kernel TCP (the reference)`);
   const ring = await runScenario(s.name, { ...base, pdrun: true, pd });
 
   const report: string[] = [];

@@ -1,6 +1,6 @@
 // Checks: the differential scenarios under the sanitizer builds of the shim, upgraded to the ring: the threaded, fork and descriptor ones under ThreadSanitizer (preload/libpd-tsan.so), the data ones under ASan/UBSan (preload/libpd-asan.so); every process ends cleanly with no sanitizer report on stderr.
 import { beforeAll, beforeEach, expect, it } from 'vitest';
-import { BEHAVE, BEHAVE_FORTIFY, runScenario, type Program } from '../helpers/diff.js';
+import { BEHAVE, BEHAVE_FORTIFY, requireClean, runScenario, type Program } from '../helpers/diff.js';
 import { SANITIZER_REPORT, SHIM_TSAN, TSAN_REPORT, gccRuntime, makeShim } from '../helpers/ev.js';
 import { setupPdTest } from '../helpers/lifecycle.js';
 import { SHIM_ASAN } from '../helpers/paths.js';
@@ -42,6 +42,7 @@ for (const name of TSAN_CASES) {
       timeoutMs: 60_000,
     });
     console.log(`tsan ${name}: ${r.ms} ms, ${r.server.length + r.client.length} trace lines`);
+    requireClean(r, `${name} under the TSan shim`);
     for (const [end, err] of [['server', r.serverStderr], ['client', r.clientStderr]] as const) {
       if (name === 'close-while-recv') {
         // The scenario races close() against a recv() in another thread on
@@ -70,7 +71,9 @@ for (const [name, program] of ASAN_CASES) {
       timeoutMs: 60_000,
     });
     console.log(`asan ${name}: ${r.ms} ms, ${r.server.length + r.client.length} trace lines`);
+    // a report aborts the process (halt_on_error): look at stderr first
     expect(r.serverStderr, `server stderr has a sanitizer report`).not.toMatch(SANITIZER_REPORT);
     expect(r.clientStderr, `client stderr has a sanitizer report`).not.toMatch(SANITIZER_REPORT);
+    requireClean(r, `${name} under the ASan/UBSan shim`);
   });
 }
