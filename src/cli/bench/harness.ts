@@ -147,11 +147,17 @@ function progress(c: Case, s: Sample): string {
   return line;
 }
 
+/** Undo functions of scenario set-ups in progress (namespaces): an interrupted bench runs them. */
+export const pendingTeardowns = new Set<() => Promise<void>>();
+
 export async function runScenario(sc: Scenario, o: HarnessOptions): Promise<Sample[]> {
   const samples: Sample[] = [];
   let teardown: (() => Promise<void>) | undefined;
   try {
-    if (sc.setup) teardown = await sc.setup(o.log);
+    if (sc.setup) {
+      teardown = await sc.setup(o.log);
+      pendingTeardowns.add(teardown);
+    }
     for (let rep = 0; rep < o.reps; rep++) {
       for (const c of sc.cases) {
         const ids = c.variants.filter((v) => !o.variants || o.variants.includes(v));
@@ -164,7 +170,10 @@ export async function runScenario(sc: Scenario, o: HarnessOptions): Promise<Samp
     }
   } finally {
     await killAllProcs();
-    if (teardown) await teardown();
+    if (teardown) {
+      pendingTeardowns.delete(teardown);
+      await teardown();
+    }
   }
   return samples;
 }

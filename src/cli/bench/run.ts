@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { BenchController } from './controller.js';
 import { BenchError } from './errors.js';
-import { runScenario, type Sample } from './harness.js';
+import { pendingTeardowns, runScenario, type Sample } from './harness.js';
 import { caseTable } from './markdown.js';
 import { describeMachine, gitRevision, machine } from './machine.js';
 import { ECHO_AB, RESULTS_DIR, ROOT } from './paths.js';
@@ -114,10 +114,12 @@ export async function runBench(spec: string, o: BenchOptions): Promise<number> {
   };
   const interrupted = (sig: NodeJS.Signals) => {
     log(`${sig}: stopping every process of the bench`);
-    void killAllProcs().finally(() => {
-      cleanup();
-      process.exit(128 + (sig === 'SIGINT' ? 2 : 15));
-    });
+    void killAllProcs()
+      .then(() => Promise.all([...pendingTeardowns].map((t) => t().catch(() => {}))))
+      .finally(() => {
+        cleanup();
+        process.exit(128 + (sig === 'SIGINT' ? 2 : 15));
+      });
   };
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
