@@ -12,7 +12,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { expect } from 'vitest';
 import { PROGS_BIN, ROOT } from './paths.js';
-import { pdStatusAsync, type PdConnection, type PdEnv, type PdStatus } from './pd.js';
+import { pdStatusAsync, startController, type PdConnection, type PdEnv, type PdStatus } from './pd.js';
 import { sleep, spawnProc, type ExitInfo, type Proc } from './proc.js';
 
 export const BEHAVE = path.join(PROGS_BIN, 'behave');
@@ -71,8 +71,9 @@ export interface RunResult {
   ms: number;
 }
 
-function command(program: Program, scen: string, role: 'server' | 'client', port?: number): [string, string[]] {
-  const tail = role === 'server' ? [scen, 'server'] : [scen, 'client', String(port)];
+/** The command of one end; the client reads "port N" from its stdin ("-"). */
+function command(program: Program, scen: string, role: 'server' | 'client'): [string, string[]] {
+  const tail = role === 'server' ? [scen, 'server'] : [scen, 'client', '-'];
   switch (program) {
     case 'c':
       return [BEHAVE, tail];
@@ -141,11 +142,14 @@ export async function runScenario(scen: string, opts: RunOptions): Promise<RunRe
   const tag = `${opts.preload !== undefined ? 'preloaded ' : opts.pdrun ? 'pdrun ' : ''}${program} ${scen}`;
   const t0 = Date.now();
 
+  // Both ends start at once (under pdrun, two Node launches that overlap);
+  // the client learns the port on its stdin.
   const [scmd, sargs] = command(program, scen, 'server');
   const server = spawnProc(scmd, sargs, { ...spawnOpts, name: `${tag} server` });
-  const port = Number((await server.waitStdout(/^= port (\d+)$/m, 20_000))[1]);
-  const [ccmd, cargs] = command(program, scen, 'client', port);
+  const [ccmd, cargs] = command(program, scen, 'client');
   const client = spawnProc(ccmd, cargs, { ...spawnOpts, name: `${tag} client` });
+  const port = Number((await server.waitStdout(/^= port (\d+)$/m, 20_000))[1]);
+  client.child.stdin!.write(`port ${port}\n`);
   const local = (await client.waitStdout(/^= local (\S+)\n= ready$/m, 20_000))[1]!;
 
   let before: PdConnection | undefined;
@@ -292,8 +296,13 @@ function dirs(w: Writes): number[] {
  */
 export async function expectSameBehaviour(s: Scenario, pd: PdEnv, extra: Partial<RunOptions> = {}): Promise<void> {
   const base = { program: s.program ?? 'c', timeoutMs: s.timeoutMs, ...extra };
+  // The test's controller starts while the reference runs (pdrun then finds
+  // it instead of starting one: same controller, less waiting).
+  const controller = startController(pd.sock);
+  controller.catch(() => {}); // awaited below
   const tcp = await runScenario(s.name, { ...base, pdrun: false, preload: undefined });
   requireClean(tcp, `${s.name} on kernel TCP (the reference)`);
+  await controller;
   const ring = await runScenario(s.name, { ...base, pdrun: true, pd });
 
   const report: string[] = [];

@@ -5,6 +5,7 @@
  *
  *   behave SCENARIO server            listens on 127.0.0.1:0
  *   behave SCENARIO client PORT       connects to it
+ *   behave SCENARIO client -          reads "port N" from stdin first
  *   behave --list                     the scenario names
  *
  * Protocol (stdout lines starting with "= " are for the harness, every other
@@ -2139,7 +2140,26 @@ static int run_server(const struct scen *s) {
   return 0;
 }
 
+/* "client -": the harness starts the client with the server (both pdrun
+ * launches overlap) and writes "port N" on its stdin once it knows it. */
+static unsigned port_from_stdin(void) {
+  char line[64];
+  size_t n = 0;
+  while (n < sizeof line - 1) {
+    ssize_t r = read(0, line + n, 1);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) die("stdin closed before the port");
+    if (line[n] == '\n') break;
+    n++;
+  }
+  line[n] = 0;
+  unsigned port = 0;
+  if (sscanf(line, "port %u", &port) != 1 || port == 0 || port > 65535) die("expected \"port N\" on stdin, got %s", line);
+  return port;
+}
+
 static int run_client(const struct scen *s, unsigned port) {
+  if (port == 0) port = port_from_stdin();
   int fd = socket(AF_INET, SOCK_STREAM | ((s->flags & F_NONBLOCK) ? SOCK_NONBLOCK : 0), 0);
   if (fd < 0) die("socket: %s", strerror(errno));
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = htons((uint16_t)port)};
@@ -2201,8 +2221,9 @@ static int behave_main(int argc, char **argv) {
   behave_watchdog(40);
   set_handler(SIGPIPE, on_sigpipe, SA_RESTART);
   if (!strcmp(argv[2], "server")) return run_server(s);
-  if (!strcmp(argv[2], "client") && argc == 4) return run_client(s, (unsigned)parse_size(argv[3]));
-  die("usage: behave SCENARIO server | behave SCENARIO client PORT");
+  if (!strcmp(argv[2], "client") && argc == 4)
+    return run_client(s, strcmp(argv[3], "-") ? (unsigned)parse_size(argv[3]) : 0);
+  die("usage: behave SCENARIO server | behave SCENARIO client PORT|-");
 }
 
 #endif

@@ -2,7 +2,7 @@
 // (issue 3), with the protocol of behave.h:
 //
 //   node behave.mjs SCENARIO server          listens on 127.0.0.1:0, prints "= port N"
-//   node behave.mjs SCENARIO client PORT     prints "= local ADDR", "= ready", warms the
+//   node behave.mjs SCENARIO client PORT|-   ("-": reads "port N" from stdin) prints "= local ADDR", "= ready", warms the
 //                                            connection up (1-byte echoes) until "go" on
 //                                            stdin, then sends 'g' (echoed)
 //
@@ -167,6 +167,8 @@ setTimeout(() => {
   process.exit(3);
 }, 40_000).unref();
 
+let go = false; // the client's warm-up ends at "go" on stdin
+
 process.stdin.on('end', () => {
   stdinEnded = true;
   if (finished) process.exit(0);
@@ -189,14 +191,25 @@ if (role === 'server') {
   server.listen(0, '127.0.0.1', () => T(`= port ${server.address().port}`));
   process.stdin.resume();
 } else {
-  let go = false;
   let buf = '';
+  let connectTo = portArg === '-' ? null : Number(portArg); // "-": "port N" comes on stdin
   process.stdin.setEncoding('utf8');
   process.stdin.on('data', (d) => {
     buf += d;
+    if (connectTo === null) {
+      const m = buf.match(/^port (\d+)\n/);
+      if (!m) return;
+      buf = buf.slice(m[0].length);
+      connectTo = Number(m[1]);
+      start(connectTo);
+    }
     if (buf.includes('go\n')) go = true;
   });
-  const sock = net.connect({ port: Number(portArg), host: '127.0.0.1', allowHalfOpen: true }, () => {
+  if (connectTo !== null) start(connectTo);
+}
+
+function start(port) {
+  const sock = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true }, () => {
     sock.setNoDelay(true);
     T(`= local ${sock.localAddress}:${sock.localPort}`);
     T('= ready');

@@ -3,7 +3,7 @@
 (issue 3), with the protocol of behave.h:
 
     behave.py SCENARIO server          listens on 127.0.0.1:0, prints "= port N"
-    behave.py SCENARIO client PORT     prints "= local ADDR", "= ready", warms the
+    behave.py SCENARIO client PORT|-   ("-": reads "port N" from stdin) prints "= local ADDR", "= ready", warms the
                                        connection up (1-byte echoes) until "go"
                                        on stdin, then sends 'g' (echoed)
 
@@ -217,7 +217,16 @@ def main():
                 break
         srv(s)
     else:
-        port = int(sys.argv[3])
+        if sys.argv[3] == "-":  # "port N" on stdin (the harness starts both ends at once)
+            line = b""
+            while not line.endswith(b"\n"):
+                b = os.read(0, 1)
+                if not b:
+                    sys.exit("behave.py: stdin closed before the port")
+                line += b
+            port = int(line.split()[1])
+        else:
+            port = int(sys.argv[3])
         s = socket.create_connection(("127.0.0.1", port))
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         side = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
