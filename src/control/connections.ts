@@ -7,9 +7,10 @@ import {
   closeQuietly, eventfd, eventfdWrite, getpeername, getsockname, getsockoptInt, isSysError, pidfdOpen, socketNetnsFd,
 } from '../datapath/libc.js';
 import { constant } from '../datapath/layout.js';
-import { type Endpoint, endKeys, formatEndpoint, isLoopback, normalise } from './address.js';
+import { type Endpoint, formatEndpoint, isLoopback, normalise } from './address.js';
 import { errorMessage } from './errors.js';
 import type { Logger } from './log.js';
+import type { CrossNetns } from './options.js';
 import type { ArenaPool } from './pool.js';
 import { Decline, Origin, declineText } from './protocol.js';
 import type { Session } from './session.js';
@@ -66,12 +67,77 @@ export function verifyTcpSocket(fd: number, pid: number): Verified | string {
   }
 }
 
+/**
+ * Matching keys. Within one network namespace the kernel keeps the 4-tuple of
+ * an established TCP connection unique, so the report whose (local, peer) is
+ * this one's (peer, local) in the same namespace is this one's other end: that
+ * is the exact key. Across namespaces (containers joined by a bridge) only the
+ * addresses are left to match on, and they prove nothing: another namespace
+ * may use the same addresses (overlapping networks, or a tenant who mirrors
+ * someone else's connection to be paired with it). The controller pairs ends
+ * of different namespaces only as its PD_CROSS_NETNS policy allows; loopback
+ * connections never leave their namespace and are never paired across.
+ */
+function scopedKey(netns: number | null, local: Endpoint, peer: Endpoint): string {
+  return `${netns ?? '?'}|${formatEndpoint(local)}|${formatEndpoint(peer)}`;
+}
+function addrKey(local: Endpoint, peer: Endpoint): string {
+  return `${formatEndpoint(local)}|${formatEndpoint(peer)}`;
+}
+
 export class ConnectionTable {
   private nextId = 1;
   readonly all = new Map<number, Connection>();
+  /** unmatched ends by scopedKey: one per namespace and 4-tuple */
   private readonly waiting = new Map<string, ConnEnd>();
+  /** the same ends by addrKey, oldest first, for a peer in another namespace */
+  private readonly waitingByAddr = new Map<string, Set<ConnEnd>>();
 
-  constructor(private readonly pool: ArenaPool, private readonly log: Logger) {}
+  constructor(
+    private readonly pool: ArenaPool,
+    private readonly log: Logger,
+    private readonly crossNetns: CrossNetns = 'same-user',
+  ) {}
+
+  private addWaiting(end: ConnEnd, addr: string): void {
+    this.waiting.set(end.key!, end);
+    let set = this.waitingByAddr.get(addr);
+    if (!set) this.waitingByAddr.set(addr, (set = new Set()));
+    set.add(end);
+    end.session.waiting++;
+  }
+
+  private removeWaiting(end: ConnEnd): void {
+    if (end.key === null || this.waiting.get(end.key) !== end) return;
+    this.waiting.delete(end.key);
+    const addr = addrKey(end.local!, end.peer!);
+    const set = this.waitingByAddr.get(addr);
+    set?.delete(end);
+    if (set?.size === 0) this.waitingByAddr.delete(addr);
+    end.session.waiting--;
+  }
+
+  /**
+   * A waiting end in another namespace whose addresses mirror these, if the
+   * policy lets the two pair; rejected candidates are logged and noted.
+   */
+  private crossPartner(s: Session, v: Verified): { partner?: ConnEnd; refused: string[] } {
+    const refused: string[] = [];
+    const cands = this.waitingByAddr.get(addrKey(v.peer, v.local));
+    if (!cands || isLoopback(v.local) || isLoopback(v.peer)) return { refused };
+    for (const c of cands) {
+      if (c.netns !== null && c.netns === v.netns) continue; // same namespace: the exact key would have found it
+      const other = `${c.session.label} (uid ${c.session.uid}) conn ${c.connId}`;
+      if (this.crossNetns === 'never') {
+        refused.push(`${other} is in another network namespace (PD_CROSS_NETNS=never)`);
+      } else if (this.crossNetns === 'same-user' && c.session.uid !== s.uid) {
+        refused.push(`${other} is in another network namespace and of another user (PD_CROSS_NETNS=same-user)`);
+      } else {
+        return { partner: c, refused };
+      }
+    }
+    return { refused };
+  }
 
   /** CONN_REPORT with its socket fd, which is closed here whatever happens. */
   report(s: Session, connId: bigint, origin: number, fd: number): void {
@@ -107,22 +173,29 @@ export class ConnectionTable {
       this.recordDeclined(s, connId, origin, v, Decline.NotTcp, 'cannot tell its network namespace');
       return;
     }
-    const keys = endKeys(v.local, v.peer, v.netns ?? 0);
-    const partner = keys.own === keys.peer ? undefined : this.waiting.get(keys.peer);
+    const own = scopedKey(v.netns, v.local, v.peer);
+    const mirror = scopedKey(v.netns, v.peer, v.local);
+    let partner = own === mirror || v.netns === null ? undefined : this.waiting.get(mirror);
+    let refused: string[] = [];
+    if (!partner) ({ partner, refused } = this.crossPartner(s, v));
     if (partner) {
       this.match(partner, s, connId, origin, v);
       return;
     }
-    if (this.waiting.has(keys.own)) {
-      this.recordDeclined(s, connId, origin, v, Decline.Duplicate, `${keys.own} is already reported`);
+    if (this.waiting.has(own)) {
+      this.recordDeclined(s, connId, origin, v, Decline.Duplicate, `${own} is already reported`);
       return;
     }
-    const conn = this.newConnection('waiting-peer', WAITING_REASON);
-    const end: ConnEnd = { session: s, connId, origin, local: v.local, peer: v.peer, key: keys.own, conn, role: null, gone: false };
+    for (const r of refused) {
+      this.log.warn(`${s.label} (uid ${s.uid}) conn ${connId} ${formatEndpoint(v.local)} -> ${formatEndpoint(v.peer)}: not paired with ${r}`);
+    }
+    const conn = this.newConnection('waiting-peer', refused.length ? `${WAITING_REASON}; not paired with ${refused.join('; ')}` : WAITING_REASON);
+    const end: ConnEnd = {
+      session: s, connId, origin, local: v.local, peer: v.peer, netns: v.netns, key: own, conn, role: null, gone: false,
+    };
     conn.ends = [end];
     s.ends.set(connId, end);
-    s.waiting++;
-    this.waiting.set(keys.own, end);
+    this.addWaiting(end, addrKey(v.local, v.peer));
     this.log.debug(`conn ${conn.id}: ${s.label} conn ${connId} ${formatEndpoint(v.local)} -> ${formatEndpoint(v.peer)} waits for its peer`);
   }
 
@@ -138,18 +211,24 @@ export class ConnectionTable {
 
   private recordDeclined(s: Session, connId: bigint, origin: number, v: Verified | null, reason: number, detail: string): void {
     const conn = this.newConnection('declined', `${declineText[reason]} (${detail})`);
-    const end: ConnEnd = { session: s, connId, origin, local: v?.local ?? null, peer: v?.peer ?? null, key: null, conn, role: null, gone: false };
+    const end: ConnEnd = {
+      session: s, connId, origin, local: v?.local ?? null, peer: v?.peer ?? null, netns: v?.netns ?? null, key: null, conn, role: null, gone: false,
+    };
     conn.ends = [end];
     s.ends.set(connId, end);
-    this.log.info(`conn ${conn.id}: ${s.label} conn ${connId} declined: ${conn.reason}`);
+    // A shim reports only TCP connections it saw established, once each: anything
+    // else is a refused claim and worth a line at the default log level.
+    const refusal = reason === Decline.NotTcp || reason === Decline.Duplicate || reason === Decline.BadMsg;
+    (refusal ? this.log.warn : this.log.info)(`conn ${conn.id}: ${s.label} (uid ${s.uid}) conn ${connId} refused: ${conn.reason}`);
     this.decline(s, connId, reason);
   }
 
   private match(partner: ConnEnd, s: Session, connId: bigint, origin: number, v: Verified): void {
     const conn = partner.conn;
-    this.waiting.delete(partner.key!);
-    partner.session.waiting--;
-    const end: ConnEnd = { session: s, connId, origin, local: v.local, peer: v.peer, key: null, conn, role: null, gone: false };
+    this.removeWaiting(partner);
+    const end: ConnEnd = {
+      session: s, connId, origin, local: v.local, peer: v.peer, netns: v.netns, key: null, conn, role: null, gone: false,
+    };
     s.ends.set(connId, end);
     // Role 0 is the connecting end; simultaneous open (same origin) orders by session, then conn_id.
     let first = partner;
@@ -240,10 +319,7 @@ export class ConnectionTable {
     s.ends.delete(end.connId);
     end.gone = true;
     const conn = end.conn;
-    if (conn.state === 'waiting-peer' && end.key !== null && this.waiting.get(end.key) === end) {
-      this.waiting.delete(end.key);
-      s.waiting--;
-    }
+    if (conn.state === 'waiting-peer') this.removeWaiting(end);
     const lease = conn.lease;
     if (conn.state === 'assigned' && lease && died && end.role !== null) {
       const survivor = conn.ends[1 - end.role];
@@ -281,5 +357,6 @@ export class ConnectionTable {
     }
     this.all.clear();
     this.waiting.clear();
+    this.waitingByAddr.clear();
   }
 }

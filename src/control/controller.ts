@@ -26,7 +26,7 @@ import { type StatusDoc, buildStatus, readComm } from './status.js';
 
 export type ControllerConfig = Pick<
   Options, 'socket' | 'idleExit' | 'ringSize' | 'slotsPerArena' | 'arenaQuotaMb' | 'hugepages' | 'log'
->;
+> & Partial<Pick<Options, 'crossNetns'>>;
 
 export enum ControllerState {
   Idle = 'idle',
@@ -67,7 +67,7 @@ export class Controller {
       cfg.arenaQuotaMb * 1024 * 1024,
       (line) => printWarning(line),
     );
-    this.conns = new ConnectionTable(this.pool, this.log);
+    this.conns = new ConnectionTable(this.pool, this.log, cfg.crossNetns ?? 'same-user');
   }
 
   get socketPath(): string {
@@ -268,8 +268,9 @@ export class Controller {
       }
       if (fd === null) return;
       let pid: number;
+      let uid: number;
       try {
-        pid = peerCred(fd).pid;
+        ({ pid, uid } = peerCred(fd));
       } catch (e) {
         this.log.warn(`accept: ${errorMessage(e)}`);
         closeQuietly(fd);
@@ -279,6 +280,7 @@ export class Controller {
         onMessage: (ss, msg, fds) => this.onMessage(ss, msg, fds),
         onClose: (ss, reason) => this.onSessionClose(ss, reason),
       }, (m) => this.log.debug(m));
+      s.uid = uid;
       this.sessions.set(s.id, s);
       this.disarmIdle();
       this.log.debug(`${s.label}: connected`);

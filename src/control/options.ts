@@ -13,6 +13,7 @@ export type Scope = 'controller' | 'pdrun' | 'client' | 'shim';
 
 export type LogLevel = 'quiet' | 'info' | 'debug';
 export type HugepageMode = 'auto' | 'never';
+export type CrossNetns = 'same-user' | 'any' | 'never';
 
 interface Spec<T> {
   readonly env: `PD_${string}`;
@@ -132,6 +133,16 @@ export const OPTIONS = {
     defaultText: 'auto',
     parse: oneOf<HugepageMode>(['auto', 'never']),
     help: 'auto: hugepage-backed arenas when pages are reserved (vm.nr_hugepages); never: ordinary memory',
+    scope: ['controller'],
+  }),
+  crossNetns: spec<CrossNetns>({
+    env: 'PD_CROSS_NETNS',
+    flag: '--cross-netns <policy>',
+    defaultValue: () => 'same-user',
+    defaultText: 'same-user',
+    parse: oneOf<CrossNetns>(['same-user', 'any', 'never']),
+    help: 'pair the two ends of a connection in different network namespaces (containers) only when both processes ' +
+      'have the same uid (same-user), always (any), or never; within one namespace ends always pair (see docs/security.md)',
     scope: ['controller'],
   }),
   log: spec<LogLevel>({

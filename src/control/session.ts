@@ -47,6 +47,8 @@ export class Session {
   /** HELLO was accepted (stays true once closed) */
   helloed = false;
   comm = '';
+  /** uid of the process (SO_PEERCRED at accept); -1 unknown */
+  uid = -1;
   /** connection ends this session reported and has not closed, by conn_id */
   readonly ends = new Map<bigint, ConnEnd>();
   waiting = 0;

@@ -5,7 +5,7 @@ import {
   AF_INET, AF_UNIX, MFD_CLOEXEC, SOCK_CLOEXEC, SOCK_SEQPACKET, SOCK_STREAM, closeQuietly, eventfd, memfdCreate, recvWithFds,
   sendWithFds, socket,
 } from '../../src/datapath/libc.js';
-import { MSG_MAX, PROTO_VERSION, decode, encode } from '../../src/control/protocol.js';
+import { type AssignMsg, MSG_MAX, PROTO_VERSION, decode, encode } from '../../src/control/protocol.js';
 import { ControllerProc, FakeShim, closeAll, sleep, tcpPair, until } from './fake-shim.js';
 import { fdCounts } from '../helpers/fault.js';
 
@@ -65,7 +65,9 @@ function valid(kind: string, ids: bigint[]): Buffer {
     case 'decline':
       return encode({ type: 'decline', connId: u64(), reason: int(0, 9) });
     case 'assign':
-      return encode({ type: 'assign', connId: u64(), arenaId: u64(), arenaSize: u64(), slotIndex: int(0, 99), role: 1, generation: 1 });
+      return encode({
+        type: 'assign', connId: u64(), arenaId: u64(), arenaSize: u64(), slotIndex: int(0, 99), role: 1, generation: 1, ringSize: 4096,
+      } as AssignMsg);
     default:
       return encode({ type: 'hello-ack', protoVersion: PROTO_VERSION, sessionId: 1 });
   }
