@@ -15,12 +15,12 @@ for ns in pdex-srv pdex-cli; do ip -n $ns link set lo up; done
 ip -n pdex-srv link set pdex-s up; ip -n pdex-cli link set pdex-c up
 
 for mode in pdrun kernel; do
-  launch=$([[ $mode == pdrun ]] && echo "node $PD_ROOT/dist/cli/pdrun.js" || true)
-  ip netns exec pdex-srv $launch redis-server --bind 10.213.0.1 --port 6379 --protected-mode no --save '' --logfile /dev/null &
+  use_mode "$mode"
+  ip netns exec pdex-srv "${launch[@]}" redis-server --bind 10.213.0.1 --port 6379 --protected-mode no --save '' --logfile /dev/null &
   bg_pids+=($!)
-  sleep 1
+  for _ in $(seq 200); do [[ -n $(ip netns exec pdex-srv ss -Hltn 'sport = :6379') ]] && break; sleep 0.1; done
   echo "== $mode"
   [[ $mode == pdrun ]] && show_transport 0.5 &
-  ip netns exec pdex-cli $launch redis-benchmark -h 10.213.0.1 -p 6379 -t set,get -c 50 -n 100000 -q
+  ip netns exec pdex-cli "${launch[@]}" redis-benchmark -h 10.213.0.1 -p 6379 -t set,get -c 50 -n 100000 -q
   stop_servers
 done

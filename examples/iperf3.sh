@@ -6,14 +6,14 @@ source "$(dirname "$0")/common.sh"
 port=${PORT:-5291}
 
 for mode in pdrun kernel; do
-  launch=$([[ $mode == pdrun ]] && echo pdrun || true)
+  use_mode "$mode"
   for streams in 1 4; do
-    $launch iperf3 -s -B 127.0.0.1 -p "$port" -1 >/dev/null &
+    "${launch[@]}" iperf3 -s -B 127.0.0.1 -p "$port" -1 >/dev/null &
     bg_pids+=($!)
-    sleep 0.5
+    wait_port "$port"
     echo "== $mode, $streams stream(s)"
     [[ $mode == pdrun ]] && show_transport 1 &
-    $launch iperf3 -c 127.0.0.1 -p "$port" -t 5 -l 64K -P "$streams" | grep -E 'receiver$' | tail -1
+    "${launch[@]}" iperf3 -c 127.0.0.1 -p "$port" -t 5 -l 64K -P "$streams" | grep -E 'receiver$' | tail -1
     stop_servers
   done
 done

@@ -22,13 +22,13 @@ http {
 CONF
 
 for mode in pdrun kernel; do
-  launch=$([[ $mode == pdrun ]] && echo pdrun || true)
-  $launch nginx -c "$dir/nginx.conf" -p "$dir" -e "$dir/error.log" &
+  use_mode "$mode"
+  "${launch[@]}" nginx -c "$dir/nginx.conf" -p "$dir" -e "$dir/error.log" &
   bg_pids+=($!)
   wait_port "$port"
   echo "== $mode"
   [[ $mode == pdrun ]] && show_transport 1 &
-  $launch wrk -t 1 -c 50 -d 5s "http://127.0.0.1:$port/1k.bin" | grep -E 'Requests/sec|Latency'
+  "${launch[@]}" wrk -t 1 -c 50 -d 5s "http://127.0.0.1:$port/1k.bin" | grep -E 'Requests/sec|Latency'
   stop_servers
 done
 rm -rf "$dir"

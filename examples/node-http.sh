@@ -18,12 +18,12 @@ const get = () => new Promise((ok, ko) => http.get({ host: "127.0.0.1", port: +p
 })();'
 
 for mode in pdrun kernel; do
-  launch=$([[ $mode == pdrun ]] && echo pdrun || true)
-  $launch node -e "$server" "$port" &
+  use_mode "$mode"
+  "${launch[@]}" node -e "$server" "$port" &
   bg_pids+=($!)
   wait_port "$port"
   echo "== $mode"
   [[ $mode == pdrun ]] && show_transport 1 &
-  $launch node -e "$client" "$port"
+  "${launch[@]}" node -e "$client" "$port"
   stop_servers
 done

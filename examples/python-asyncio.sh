@@ -26,12 +26,12 @@ async def main():
 asyncio.run(main())'
 
 for mode in pdrun kernel; do
-  launch=$([[ $mode == pdrun ]] && echo pdrun || true)
-  $launch python3 -c "$server" "$port" &
+  use_mode "$mode"
+  "${launch[@]}" python3 -c "$server" "$port" &
   bg_pids+=($!)
   wait_port "$port"
   echo "== $mode"
   [[ $mode == pdrun ]] && show_transport 1 &
-  $launch python3 -c "$client" "$port"
+  "${launch[@]}" python3 -c "$client" "$port"
   stop_servers
 done

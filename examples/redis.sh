@@ -6,12 +6,12 @@ source "$(dirname "$0")/common.sh"
 port=${PORT:-6390}
 
 for mode in pdrun kernel; do
-  launch=$([[ $mode == pdrun ]] && echo pdrun || true)
-  $launch redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --logfile /dev/null &
+  use_mode "$mode"
+  "${launch[@]}" redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --logfile /dev/null &
   bg_pids+=($!)
   wait_port "$port"
   echo "== $mode"
   [[ $mode == pdrun ]] && show_transport 0.5 &
-  $launch redis-benchmark -h 127.0.0.1 -p "$port" -t set,get -c 50 -n 100000 -q
+  "${launch[@]}" redis-benchmark -h 127.0.0.1 -p "$port" -t set,get -c 50 -n 100000 -q
   stop_servers
 done

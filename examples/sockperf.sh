@@ -7,14 +7,15 @@ port=${PORT:-11191}
 feed=$(mktemp); echo "T:127.0.0.1:$port" > "$feed"
 
 for mode in pdrun pdrun-nospin kernel; do
-  launch=$([[ $mode == pdrun* ]] && echo pdrun || true)
-  spin=$([[ $mode == pdrun-nospin ]] && echo 0 || echo "${PD_SPIN_US:-}")
-  PD_SPIN_US=$spin $launch sockperf server -f "$feed" -F e >/dev/null &
+  use_mode "$mode"
+  spin=()
+  [[ $mode == pdrun-nospin ]] && spin=(env PD_SPIN_US=0)
+  "${spin[@]}" "${launch[@]}" sockperf server -f "$feed" -F e --uc-reuseaddr >/dev/null &
   bg_pids+=($!)
-  sleep 0.5
+  wait_port "$port"
   echo "== $mode"
   # --mps: sockperf sizes its buffers from it; its default is too small for a ring
-  PD_SPIN_US=$spin $launch sockperf ping-pong -f "$feed" -F e -t 3 -m 16 --mps 10000000 --full-rtt 2>&1 |
+  "${spin[@]}" "${launch[@]}" sockperf ping-pong -f "$feed" -F e -t 3 -m 16 --mps 10000000 --full-rtt 2>&1 |
     grep -E 'avg-rtt|percentile (50|99)\.000' | sed 's/\x1b\[[0-9;]*m//g'
   stop_servers
 done
