@@ -214,6 +214,23 @@ static void settle(void) { sleep_ms(30); }
 
 static double ms_since(double t0) { return (now_s() - t0) * 1e3; }
 
+/* Loopback TCP queues the bytes (the FIN, the reset) during the sender's
+ * syscall, unless the softirq work was deferred to ksoftirqd on a loaded
+ * machine. Before a traced check that expects them, wait until they are
+ * visible (untraced and bounded: a missing event shows in the trace). */
+static void await_bytes(int fd, int n) {
+  for (int i = 0; i < 1500; i++) {
+    int q = 0;
+    if (ioctl(fd, FIONREAD, &q) == 0 && q >= n) return;
+    sleep_ms(2);
+  }
+}
+static void await_event(int fd, short ev, int ms) {
+  struct pollfd p = {.fd = fd, .events = ev};
+  int r = poll(&p, 1, ms);
+  (void)r;
+}
+
 /* ------------------------------------------------------------------ */
 /* the side channel                                                    */
 
@@ -385,6 +402,7 @@ static int early_ep = -1; /* F_EARLY_EPOLL */
 static void peek_srv(int fd) {
   unsigned char a[256], b[256];
   side_get('d');
+  await_bytes(fd, 100);
   settle();
   long n1 = TR("recv(60, MSG_PEEK)", recv(fd, a, 60, MSG_PEEK));
   long n2 = TR("recv(200, MSG_PEEK)", recv(fd, a, 200, MSG_PEEK));
@@ -446,6 +464,7 @@ static void dontwait_srv(int fd) {
   TR("recvfrom(100, MSG_DONTWAIT) on empty", recvfrom(fd, b, 100, MSG_DONTWAIT, NULL, NULL));
   side_put('e');
   side_get('d');
+  await_bytes(fd, 10);
   settle();
   TR("recv(0, 0) with data waiting", recv(fd, b, 0, 0));
   long n = TR("recv(100, MSG_DONTWAIT)", recv(fd, b, 100, MSG_DONTWAIT));
@@ -469,6 +488,7 @@ static void dontwait_cli(int fd) {
 static void trunc_srv(int fd) {
   unsigned char b[200];
   side_get('d');
+  await_bytes(fd, 100);
   settle();
   TR("recv(NULL, 40, MSG_TRUNC)", recv(fd, NULL, 40, MSG_TRUNC));
   long n = TR("recv(200)", recv(fd, b, 200, 0));
@@ -489,6 +509,7 @@ static void iov_srv(int fd) {
   static unsigned char buf[8192];
   struct iovec v[18];
   side_get('d');
+  await_bytes(fd, 289 + 817);
   settle();
   /* readv: 16 iovecs of 5, 9, 13, ... (total 560): takes part of what is there */
   size_t off = 0;
@@ -614,6 +635,7 @@ static void mmsg_srv(int fd) {
     m[i].msg_len = 7777;
   }
   side_get('d');
+  await_bytes(fd, 130);
   settle();
   long n = TR("recvmmsg(4 x 40 bytes, MSG_WAITFORONE) with 130 bytes there", recvmmsg(fd, m, 4, MSG_WAITFORONE, NULL));
   struct rx r;
@@ -737,6 +759,7 @@ static void chk_srv(int fd) {
   unsigned char b1[64], b2[64], b3[64], b4[64];
   struct pollfd pf[1] = {{.fd = fd, .events = POLLIN}};
   side_get('d');
+  await_bytes(fd, 200);
   settle();
   long p = TR("poll(POLLIN)", poll(pf, chk_nfds, 0));
   T("  revents %s", p > 0 ? evs((unsigned)pf[0].revents) : "-");
@@ -778,6 +801,8 @@ static void trace_poll(int fd, short events, const char *when) {
 static void eof_srv(int fd) {
   unsigned char b[1000];
   side_get('c');
+  await_bytes(fd, 1000);
+  await_event(fd, POLLRDHUP, 3000);
   settle();
   trace_poll(fd, PALL, "before reading");
   struct rx r;
@@ -830,6 +855,8 @@ static void halfclose_shutter(int fd, uint64_t seed) {
 static void halfclose_observer(int fd, uint64_t seed) {
   unsigned char b[1000];
   side_get('h');
+  await_bytes(fd, 500);
+  await_event(fd, POLLRDHUP, 3000);
   settle();
   trace_poll(fd, PALL, "after the peer's SHUT_WR");
   struct rx r;
@@ -855,6 +882,7 @@ static void halfclose_rev_cli(int fd) { halfclose_observer(fd, 25); }
 static void shutrd_srv(int fd) {
   unsigned char b[1000];
   side_get('d');
+  await_bytes(fd, 100);
   settle();
   TR("shutdown(SHUT_RD) with 100 bytes queued", shutdown(fd, SHUT_RD));
   trace_poll(fd, PALL, "after SHUT_RD");
@@ -888,6 +916,7 @@ static void epipe_common(int fd, bool nosignal) {
   unsigned char b[100];
   stream_fill(29, 0, b, sizeof b);
   side_get('c');
+  await_event(fd, POLLRDHUP, 3000);
   settle();
   trace_poll(fd, PALL, "after the peer's close");
   for (int i = 1; i <= 3; i++) {
@@ -897,6 +926,7 @@ static void epipe_common(int fd, bool nosignal) {
     if (nosignal) TR(label, send(fd, b, sizeof b, MSG_NOSIGNAL));
     else TR(label, write(fd, b, sizeof b));
     T("  SIGPIPE delivered: %d", n_sigpipe - before);
+    await_event(fd, POLLERR | POLLHUP, 1000); /* TCP: the peer's reset to this write */
     settle();
   }
   TR("read(100)", read(fd, b, sizeof b));
@@ -912,6 +942,7 @@ static void epipe_nosig_cli(int fd) { epipe_common(fd, true); }
 static void linger0_srv(int fd) {
   unsigned char b[100];
   side_get('c');
+  await_event(fd, POLLERR | POLLHUP, 3000);
   settle();
   trace_poll(fd, PALL, "after the peer's reset");
   TR("recv(100)", recv(fd, b, sizeof b, 0));
@@ -940,6 +971,7 @@ static void fionread_srv(int fd) {
   T("  %d", v);
   side_put('e');
   side_get('d');
+  await_bytes(fd, 3000);
   settle();
   TR("ioctl(FIONREAD)", ioctl(fd, FIONREAD, &v));
   T("  %d", v);
@@ -1043,18 +1075,18 @@ static void rcvtimeo_srv(int fd) {
   double t0 = now_s();
   TR("recv(100) on idle", recv(fd, b, sizeof b, 0));
   double w = ms_since(t0);
-  T("  waited about the timeout (150..1000 ms): %s", yn(w >= 150 && w < 1000));
+  T("  waited about the timeout (150..2000 ms): %s", yn(w >= 150 && w < 2000));
   t0 = now_s();
   TR("read(100) on idle", read(fd, b, sizeof b));
   w = ms_since(t0);
-  T("  waited about the timeout (150..1000 ms): %s", yn(w >= 150 && w < 1000));
+  T("  waited about the timeout (150..2000 ms): %s", yn(w >= 150 && w < 2000));
   side_put('w');
   side_get('d');
   settle();
   t0 = now_s();
   long n = TR("recv(100, MSG_WAITALL) with 10 bytes there", recv(fd, b, sizeof b, MSG_WAITALL));
   w = ms_since(t0);
-  T("  waited about the timeout (150..1000 ms): %s", yn(w >= 150 && w < 1000));
+  T("  waited about the timeout (150..2000 ms): %s", yn(w >= 150 && w < 2000));
   struct rx r;
   rx_init(&r, 32, 0);
   if (n > 0) rx_add(&r, b, (size_t)n);
@@ -1092,7 +1124,7 @@ static void sndtimeo_cli(int fd) {
   }
   double w = ms_since(t0);
   T("the writes ended in: %s", ename(e));
-  T("  the failing write waited about the timeout (150..1000 ms): %s", yn(w >= 150 && w < 1000));
+  T("  the failing write waited about the timeout (150..2000 ms): %s", yn(w >= 150 && w < 2000));
   side_put_u64(total);
 }
 
@@ -1106,6 +1138,7 @@ static void nonblock_body(int fd, bool server) {
     TR("read(100) on empty", read(fd, b, sizeof b));
     side_put('e');
     side_get('d');
+    await_bytes(fd, 10);
     settle();
     long n = TR("recv(100) with 10 there", recv(fd, b, sizeof b, 0));
     struct rx r;
@@ -1170,8 +1203,8 @@ static void eintr_recv(int fd, int flags, bool timeo) {
   if (timeo) set_timeo(fd, SO_RCVTIMEO, 3000);
   n_alarm = 0;
   side_put('r');
-  alarm_ms(150);
-  long n = TR("recv(100), SIGALRM after 150 ms, data after 400 ms", recv(fd, b, sizeof b, 0));
+  alarm_ms(100);
+  long n = TR("recv(100), SIGALRM after 100 ms, data after 700 ms", recv(fd, b, sizeof b, 0));
   T("  SIGALRM handled: %d", (int)n_alarm);
   if (n < 0) n = TR("recv(100) again", recv(fd, b, sizeof b, 0));
   struct rx r;
@@ -1182,7 +1215,7 @@ static void eintr_recv(int fd, int flags, bool timeo) {
 static void eintr_cli(int fd) {
   unsigned char b[10];
   side_get('r');
-  sleep_ms(400);
+  sleep_ms(700);
   stream_fill(36, 0, b, sizeof b);
   TR("write(10)", write(fd, b, sizeof b));
 }
@@ -1217,7 +1250,7 @@ static void eintr_poll_srv(int fd) {
   TR("select(read, 2 s), SIGALRM after 150 ms", select(fd + 1, &rs, NULL, NULL, &tv));
   T("  SIGALRM handled: %d", (int)n_alarm);
   side_put('r');
-  long n = TR("poll(POLLIN, 2000 ms), data after 400 ms", poll(&p, 1, 2000));
+  long n = TR("poll(POLLIN, 2000 ms), data after 700 ms", poll(&p, 1, 2000));
   T("  revents %s", n > 0 ? evs((unsigned)p.revents) : "-");
   n = TR("epoll_wait(2000 ms) with data there", epoll_wait(ep, out, 4, 2000));
   if (n > 0) T("  events %s data 0x%llx", evs(out[0].events), (unsigned long long)out[0].data.u64);
@@ -1282,6 +1315,7 @@ static void rcvlowat_srv(int fd) {
   set_timeo(fd, SO_RCVTIMEO, 300);
   side_put('a');
   side_get('b');
+  await_bytes(fd, 50);
   settle();
   struct pollfd p = {.fd = fd, .events = POLLIN};
   TR("poll(POLLIN, 0) with 50 bytes there", poll(&p, 1, 0));
@@ -1293,10 +1327,11 @@ static void rcvlowat_srv(int fd) {
   rx_init(&r, 38, 0);
   double t0 = now_s();
   long n = TR("recv(200) with 50 bytes there, SO_RCVTIMEO 300 ms", recv(fd, b, sizeof b, 0));
-  T("  waited for the low-water mark until the timeout (250..1000 ms): %s", yn(ms_since(t0) >= 250 && ms_since(t0) < 1000));
+  T("  waited for the low-water mark until the timeout (250..2000 ms): %s", yn(ms_since(t0) >= 250 && ms_since(t0) < 2000));
   if (n > 0) rx_add(&r, b, (size_t)n);
   side_put('c');
   side_get('d');
+  await_bytes(fd, 110);
   settle();
   p.revents = 0;
   TR("poll(POLLIN, 0) with 110 bytes there", poll(&p, 1, 0));
@@ -1471,6 +1506,7 @@ static void readiness_srv(int fd, enum rmode m) {
   }
   side_put('a');
   side_get('b');
+  await_bytes(fd, 100);
   settle();
   rcheck(&s, "after 100 bytes arrived");
   if (m != RM_EP_ONESHOT) rcheck(&s, "again");
@@ -1482,6 +1518,7 @@ static void readiness_srv(int fd, enum rmode m) {
   }
   side_put('c');
   side_get('d');
+  await_event(fd, POLLRDHUP, 3000);
   settle();
   rcheck(&s, "after the peer's SHUT_WR");
   if (m == RM_EP_ONESHOT) {
@@ -1860,6 +1897,7 @@ static void udp_srv(int fd) {
   getsockname(u, (struct sockaddr *)&a, &al);
   side_put_u64(ntohs(a.sin_port));
   side_get('s');
+  await_event(u, POLLIN, 3000);
   settle();
   int q = -1;
   TR("ioctl(FIONREAD) (size of the next datagram)", ioctl(u, FIONREAD, &q));
