@@ -252,7 +252,7 @@ process.stdout.write(
     `(bytes counted, first/last 8 bytes of every read checked); GB/s = bytes / seconds, each way.\n\n` +
     table +
     `\nmachine: ${machine.cpus} x ${machine.cpu}, Linux ${machine.kernel}, Node ${machine.node}, nr_hugepages ${machine.hugepages}\n` +
-    `reproduce: \`npm run bench\` (or \`${cmd}\` after the build)\n` +
+    `reproduce: \`npm run bench -- echo\` or \`pd bench echo\` (or \`${cmd}\` after the build)\n` +
     (failures ? `\n${failures} run(s) FAILED: see the JSON file and stderr.\n` : ''),
 );
 

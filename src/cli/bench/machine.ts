@@ -11,9 +11,11 @@ export interface Machine {
   node: string;
   hugepages: number | null;
   packages: Record<string, string>;
+  /** 1-minute load average when the bench started and when it ended: other work on the machine skews every number */
+  load: { start: number; end: number };
 }
 
-export function machine(packages: readonly string[]): Machine {
+export function machine(packages: readonly string[], loadAtStart: number): Machine {
   let hugepages: number | null = null;
   try {
     hugepages = Number(readFileSync('/proc/sys/vm/nr_hugepages', 'utf8').trim());
@@ -25,7 +27,15 @@ export function machine(packages: readonly string[]): Machine {
     const r = spawnSync('dpkg-query', ['-W', '-f=${Version}', p], { encoding: 'utf8', timeout: 5000 });
     versions[p] = r.status === 0 ? r.stdout.trim() : 'unknown';
   }
-  return { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown', kernel: os.release(), node: process.version, hugepages, packages: versions };
+  return {
+    cpus: os.cpus().length,
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    kernel: os.release(),
+    node: process.version,
+    hugepages,
+    packages: versions,
+    load: { start: loadAtStart, end: os.loadavg()[0]! },
+  };
 }
 
 export function gitRevision(): { rev: string; dirty: boolean } {
@@ -35,5 +45,6 @@ export function gitRevision(): { rev: string; dirty: boolean } {
 }
 
 export function describeMachine(m: Machine): string {
-  return `${m.cpus} x ${m.cpu}, Linux ${m.kernel}, Node ${m.node}, nr_hugepages ${m.hugepages ?? 'n/a'}`;
+  return `${m.cpus} x ${m.cpu}, Linux ${m.kernel}, Node ${m.node}, nr_hugepages ${m.hugepages ?? 'n/a'}, ` +
+    `load average ${m.load.start.toFixed(2)} at the start, ${m.load.end.toFixed(2)} at the end`;
 }

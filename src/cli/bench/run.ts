@@ -1,6 +1,7 @@
 // `pd bench SCENARIO`: run the scenarios, print the tables, write JSON and SVG.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { BenchController } from './controller.js';
 import { BenchError } from './errors.js';
@@ -125,6 +126,7 @@ export async function runBench(spec: string, o: BenchOptions): Promise<number> {
   process.once('SIGTERM', interrupted);
 
   const date = new Date();
+  const loadAtStart = os.loadavg()[0]!;
   const samples: Sample[] = [];
   const summaries: CaseSummary[] = [];
   try {
@@ -141,7 +143,7 @@ export async function runBench(spec: string, o: BenchOptions): Promise<number> {
   }
 
   const git = gitRevision();
-  const m = machine(runnable.flatMap((s) => Object.values(s.needs)));
+  const m = machine(runnable.flatMap((s) => Object.values(s.needs)), loadAtStart);
   const command = `pd bench ${process.argv.slice(3).join(' ')}`.trim();
   let md = `## pd bench ${runnable.map((s) => s.id).join(', ')}, ${date.toISOString()} (git ${git.rev}${git.dirty ? '+dirty' : ''})\n\n`;
   md += 'A = kernel TCP over 127.0.0.1, B = server and client both under pdrun, C = Unix domain sockets (where the application has them). ';
