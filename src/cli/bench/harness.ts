@@ -91,7 +91,7 @@ async function runOne(sc: Scenario, c: Case, variant: Variant, rep: number, o: H
   const sample: Sample = { scenario: sc.id, case: c.id, variant: variant.id, rep, ok: false, seconds: 0, metrics: {} };
   const t0 = Date.now();
   const ctlCpu0 = ctl?.cpuSeconds() ?? null;
-  const watch = ctl ? watchTransports(ctl.socket, o.quick ? 100 : 200) : null;
+  const watch = ctl ? watchTransports(ctl.socket, o.quick ? 50 : 200) : null;
   let timer: NodeJS.Timeout | undefined;
   try {
     const limit = o.runTimeoutMs ?? 600_000;

@@ -6,7 +6,7 @@ import { freePort } from '../net.js';
 import type { Case, RunContext, Scenario } from '../types.js';
 
 const CLIENTS = 50;
-const requests = (quick: boolean) => (quick ? 10_000 : 100_000);
+const requests = (quick: boolean) => (quick ? 50_000 : 100_000);
 
 function serverArgs(port: number, sock: string | null, dir: string): string[] {
   return [
