@@ -141,8 +141,8 @@ static uint64_t tag(struct pd_epreg *r, int kind)
 static uint32_t sock_events(struct pd_epreg *r)
 {
 	if (r->mode == MODE_PLAIN) return r->events;
-	uint32_t ev = (r->events & (EPOLLIN | EPOLLRDHUP | EPOLLPRI | EPOLLET)) | EPOLLIN | EPOLLRDHUP;
-	if ((r->events & EPOLLOUT) && !__atomic_load_n(&r->conn->tx_switched, __ATOMIC_ACQUIRE)) ev |= EPOLLOUT;
+	uint32_t ev = (r->events & (EPOLLIN | EPOLLRDHUP | EPOLLPRI | EPOLLET | EPOLLRDNORM)) | EPOLLIN | EPOLLRDHUP;
+	if (!__atomic_load_n(&r->conn->tx_switched, __ATOMIC_ACQUIRE)) ev |= r->events & (EPOLLOUT | EPOLLWRNORM | EPOLLWRBAND);
 	return ev; /* no EPOLLONESHOT: we disable the registration ourselves */
 }
 
@@ -386,7 +386,9 @@ static uint32_t reg_ring_events(struct pd_epreg *r)
 	if (r->disabled) return 0;
 	uint64_t h = 0, t = 0;
 	uint32_t ev = pd_conn_ring_events(r->conn, &h, &t);
-	uint32_t want = (r->events & (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI)) | EPOLLERR | EPOLLHUP;
+	if (ev & EPOLLIN) ev |= EPOLLRDNORM; /* TCP reports both for in-band data */
+	if (ev & EPOLLOUT) ev |= EPOLLWRNORM;
+	uint32_t want = (r->events & (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLRDNORM | EPOLLWRNORM)) | EPOLLERR | EPOLLHUP;
 	ev &= want;
 	if (r->events & EPOLLET) {
 		/* an edge: new bytes, new space, or a condition not reported yet */
@@ -443,7 +445,7 @@ static int scan_rings(struct pd_ep *ep, struct epoll_event *out, int max, struct
 				arms->v = v;
 				arms->cap = cap;
 			}
-			bool rx = r->events & (EPOLLIN | EPOLLRDHUP), tx = r->events & EPOLLOUT;
+			bool rx = r->events & (EPOLLIN | EPOLLRDHUP | EPOLLRDNORM), tx = r->events & (EPOLLOUT | EPOLLWRNORM);
 			__atomic_add_fetch(&r->conn->refs, 1, __ATOMIC_ACQ_REL); /* linked to a reg: alive */
 			arms->v[arms->n].c = r->conn;
 			arms->v[arms->n].rx = rx;
@@ -487,8 +489,8 @@ static int translate(int epfd, struct epoll_event *ev, int n, int have)
 		uint32_t e = 0;
 		if (r->mode == MODE_RING) {
 			if (kind == KIND_SOCK) {
-				e = k.events & ((r->events & (EPOLLIN | EPOLLRDHUP | EPOLLPRI)) | EPOLLERR | EPOLLHUP);
-				if (r->out_in_kernel) e |= k.events & EPOLLOUT & r->events;
+				e = k.events & ((r->events & (EPOLLIN | EPOLLRDHUP | EPOLLPRI | EPOLLRDNORM)) | EPOLLERR | EPOLLHUP);
+				if (r->out_in_kernel) e |= k.events & (EPOLLOUT | EPOLLWRNORM | EPOLLWRBAND) & r->events;
 			}
 			if (!r->disabled) e |= reg_ring_events(r);
 		} else {

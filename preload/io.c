@@ -194,6 +194,11 @@ PD_EXPORT int recvmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags, str
 		if (v[i].msg_hdr.msg_iovlen > IOV_MAX) { r = -EMSGSIZE; break; }
 		r = pd_conn_recv_msg(c, v[i].msg_hdr.msg_iov, (int)v[i].msg_hdr.msg_iovlen, f, &v[i].msg_hdr);
 		if (r < 0) break;
+		if (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == PD_CS_ATTACHED) {
+			v[i].msg_hdr.msg_namelen = 0;
+			v[i].msg_hdr.msg_controllen = 0;
+			v[i].msg_hdr.msg_flags = 0;
+		}
 		v[i].msg_len = (unsigned int)r;
 		if (r == 0) { i++; break; }
 	}

@@ -88,6 +88,7 @@ struct pd_conn {
 	int efd_rx_self, efd_tx_self, efd_rx_peer, efd_tx_peer;
 	int peer_proc;         /* pidfd of the peer's process: readable once it exited */
 	int peer_exited;       /* seen through peer_proc, atomic */
+	int epipe_next;        /* a write found the peer gone: the next ones fail (EPIPE) */
 	int reset;             /* the slot was found corrupted: ECONNRESET, atomic */
 	uint32_t rx_spin_ns, tx_spin_ns; /* adaptive spin budgets (ring.c) */
 	uint64_t t_report_ns;     /* when it was reported (for PD_LOG=debug timings) */

@@ -177,7 +177,7 @@ struct pd_msg_assign {
 	uint32_t slot_index; /* slot within the arena */
 	uint32_t role; /* 0 or 1: this end writes direction `role`, reads direction 1-role */
 	uint32_t generation; /* slot generation at assignment */
-	uint32_t reserved; /* reserved, 0 */
+	uint32_t ring_size; /* bytes per ring: the shim derives the slot geometry from this, never from the shared header */
 };
 _Static_assert(sizeof(struct pd_msg_assign) == 48, "pd_msg_assign size");
 _Static_assert(offsetof(struct pd_msg_assign, hdr) == 0, "pd_msg_assign.hdr");
@@ -187,7 +187,7 @@ _Static_assert(offsetof(struct pd_msg_assign, arena_size) == 24, "pd_msg_assign.
 _Static_assert(offsetof(struct pd_msg_assign, slot_index) == 32, "pd_msg_assign.slot_index");
 _Static_assert(offsetof(struct pd_msg_assign, role) == 36, "pd_msg_assign.role");
 _Static_assert(offsetof(struct pd_msg_assign, generation) == 40, "pd_msg_assign.generation");
-_Static_assert(offsetof(struct pd_msg_assign, reserved) == 44, "pd_msg_assign.reserved");
+_Static_assert(offsetof(struct pd_msg_assign, ring_size) == 44, "pd_msg_assign.ring_size");
 
 /* controller -> shim: keep this connection on TCP */
 struct pd_msg_decline {

@@ -75,8 +75,12 @@ static int remaining_ms(int timeout, uint64_t start)
 static short ring_revents(struct pd_conn *c, short want)
 {
 	uint32_t ev = pd_conn_ring_events(c, NULL, NULL);
+	if (ev & POLLIN) ev |= POLLRDNORM; /* TCP reports both for in-band data */
+	if (ev & POLLOUT) ev |= POLLWRNORM;
 	return (short)(ev & (uint32_t)(want | POLLERR | POLLHUP));
 }
+
+#define POLL_OUT_ALL (POLLOUT | POLLWRNORM | POLLWRBAND)
 
 /* The core of poll and ppoll. timeout in ms (-1 = forever). */
 static int poll_core(struct pollfd *fds, nfds_t n, int timeout, const sigset_t *mask, bool is_ppoll)
@@ -145,8 +149,8 @@ static int poll_core(struct pollfd *fds, nfds_t n, int timeout, const sigset_t *
 		for (nfds_t k = 0; k < nring; k++) {
 			struct pd_conn *c = ring[k].c;
 			struct pollfd *p = &copy[ring[k].idx];
-			if (__atomic_load_n(&c->tx_switched, __ATOMIC_ACQUIRE)) p->events &= (short)~POLLOUT;
-			if (fds[ring[k].idx].events & POLLIN) p->events |= POLLRDHUP;
+			if (__atomic_load_n(&c->tx_switched, __ATOMIC_ACQUIRE)) p->events &= (short)~POLL_OUT_ALL;
+			if (fds[ring[k].idx].events & (POLLIN | POLLRDNORM)) p->events |= POLLRDHUP;
 			if (ring_revents(c, fds[ring[k].idx].events)) ready++;
 		}
 		int t = ready ? 0 : remaining_ms(timeout, start);
@@ -156,7 +160,7 @@ static int poll_core(struct pollfd *fds, nfds_t n, int timeout, const sigset_t *
 			armed = true;
 			for (nfds_t k = 0; k < nring; k++) {
 				short want = fds[ring[k].idx].events;
-				pd_conn_arm(ring[k].c, want & (POLLIN | POLLRDHUP), want & POLLOUT);
+				pd_conn_arm(ring[k].c, want & (POLLIN | POLLRDNORM | POLLRDHUP), want & (POLLOUT | POLLWRNORM));
 				if (ring_revents(ring[k].c, want)) ready++;
 			}
 			if (ready) t = 0;
@@ -180,7 +184,7 @@ static int poll_core(struct pollfd *fds, nfds_t n, int timeout, const sigset_t *
 			int e = errno;
 			for (nfds_t k = 0; k < nring; k++) {
 				short want = fds[ring[k].idx].events;
-				pd_conn_disarm(ring[k].c, want & (POLLIN | POLLRDHUP), want & POLLOUT);
+				pd_conn_disarm(ring[k].c, want & (POLLIN | POLLRDNORM | POLLRDHUP), want & (POLLOUT | POLLWRNORM));
 			}
 			errno = e;
 		}
@@ -192,7 +196,7 @@ static int poll_core(struct pollfd *fds, nfds_t n, int timeout, const sigset_t *
 			struct pollfd *p = &fds[ring[k].idx];
 			short kev = p->revents;
 			/* the kernel socket's POLLOUT means nothing once we send by the ring */
-			if (__atomic_load_n(&ring[k].c->tx_switched, __ATOMIC_ACQUIRE)) kev &= (short)~POLLOUT;
+			if (__atomic_load_n(&ring[k].c->tx_switched, __ATOMIC_ACQUIRE)) kev &= (short)~POLL_OUT_ALL;
 			if (!(p->events & POLLRDHUP)) kev &= (short)~POLLRDHUP;
 			p->revents = (short)(kev | ring_revents(ring[k].c, p->events));
 		}

@@ -310,6 +310,12 @@ static ssize_t ring_send(struct pd_conn *c, const struct iovec *iov, int iovcnt,
 	if (total == 0) return 0;
 	for (;;) {
 		if (slot_reset(c)) return done ? (ssize_t)done : -ECONNRESET;
+		if (!c->wr_shut && peer_gone(c) && !__atomic_load_n(&c->epipe_next, __ATOMIC_RELAXED)) {
+			/* TCP accepts the first write after the peer closed (its RST
+			 * comes back); the bytes go nowhere, the next write fails */
+			__atomic_store_n(&c->epipe_next, 1, __ATOMIC_RELAXED);
+			return (ssize_t)total;
+		}
 		if (c->wr_shut || peer_gone(c)) {
 			if (done) return (ssize_t)done;
 			raise_sigpipe(flags);
@@ -489,8 +495,16 @@ static ssize_t ring_recv_once(struct pd_conn *c, struct iov_cursor *cu, size_t w
 	}
 	if (pd_load_acquire(&c->rxd->wr_closed)) {
 		if (pd_load_acquire(&c->rxd->head) != c->rx_tail) return -EINTR; /* raced: go again */
+		/* a peer that closed with SO_LINGER {1,0} reset the kernel
+		 * connection: TCP reports ECONNRESET once, then EOF */
+		char b;
+		if (pd_real.recv(c->sock, &b, 1, MSG_DONTWAIT | MSG_PEEK) < 0 && errno == ECONNRESET) {
+			__atomic_store_n(&c->epipe_next, 1, __ATOMIC_RELAXED); /* the RST is in: writes fail now */
+			return -ECONNRESET;
+		}
 		return 0;
 	}
+	if (c->rd_shut) return 0; /* SHUT_RD: what was queued was read; now EOF */
 	if (!check_kernel) return -EAGAIN;
 	/* The peer's FIN (or RST) still arrives on the kernel socket. */
 	char b;
@@ -524,7 +538,6 @@ ssize_t pd_conn_recv_msg(struct pd_conn *c, const struct iovec *iov, int iovcnt,
 	struct iov_cursor cu = { .iov = iov, .cnt = iovcnt };
 	bool sock_readable = false;
 	if (want == 0) goto out;
-	if (c->rd_shut) goto out;
 	for (;;) {
 		ssize_t r;
 		if (slot_reset(c)) {
@@ -620,7 +633,9 @@ uint32_t pd_conn_ring_events(struct pd_conn *c, uint64_t *head, uint64_t *tail)
 	if (c->rd_shut) ev |= EPOLLIN | EPOLLRDHUP;
 	uint64_t th = pd_load_acquire(&c->txd->head), tt = pd_load_acquire(&c->txd->tail);
 	if (__atomic_load_n(&c->tx_switched, __ATOMIC_ACQUIRE)) {
-		if (peer_gone(c)) ev |= EPOLLOUT | EPOLLERR;
+		/* as TCP: a closed peer leaves the socket writable; its error
+		 * comes from the kernel socket (RST), which the caller merges */
+		if (peer_gone(c)) ev |= EPOLLOUT;
 		else if (th - tt < c->ring_size) ev |= EPOLLOUT;
 	}
 	if (head) *head = h;
@@ -669,10 +684,9 @@ int pd_conn_queued(struct pd_conn *c, bool inq, int kernel)
 		uint64_t n = (uint64_t)kernel + avail;
 		return n > 0x7fffffff ? 0x7fffffff : (int)n;
 	}
-	uint64_t used = pd_load_acquire(&c->txd->head) - pd_load_acquire(&c->txd->tail);
-	if (used > c->ring_size) return kernel;
-	uint64_t n = (uint64_t)kernel + used;
-	return n > 0x7fffffff ? 0x7fffffff : (int)n;
+	/* SIOCOUTQ: bytes in the ring are in the peer's receive queue, which TCP
+	 * does not count as unsent: only the kernel's own queue */
+	return kernel;
 }
 
 /* splice from a pipe into a connection. On TCP the kernel's own; on the ring,
@@ -705,6 +719,10 @@ ssize_t pd_conn_splice_in(struct pd_conn *c, int pipe_in, size_t len, unsigned i
 		}
 		size_t want = len < space ? len : space;
 		if (want > sizeof buf) want = sizeof buf;
+		if (flags & SPLICE_F_NONBLOCK) { /* as splice: EAGAIN on an empty pipe, never block on it */
+			struct pollfd pp = { .fd = pipe_in, .events = POLLIN };
+			if (pd_real.poll(&pp, 1, 0) == 0) { r = -EAGAIN; break; }
+		}
 		ssize_t n = pd_real.read(pipe_in, buf, want);
 		if (n < 0) { r = -errno; break; }
 		if (n == 0) { r = 0; break; }

@@ -19,6 +19,9 @@ struct pd_arena {
 	uint8_t *base;
 	size_t size;
 	int refs; /* connections using it, under the session lock */
+	/* the header, validated once when mapped and never read again: the
+	 * peer maps the same memory and may rewrite it */
+	uint32_t slot_count, slot_size, ring_size, slots_offset;
 	struct pd_arena *next;
 };
 
@@ -184,16 +187,26 @@ static void close_fds(const int *fds, int n)
 		if (fds[i] >= 0) pd_real.close(fds[i]);
 }
 
-static struct pd_arena *arena_map_locked(uint64_t id, uint64_t size, int memfd)
+/* Map an arena (once per arena id). Its geometry comes from the controller's
+ * message, not from the shared header, which the peer could have rewritten
+ * before we mapped it; the header must merely agree. */
+static struct pd_arena *arena_map_locked(uint64_t id, uint64_t size, uint32_t ring, int memfd)
 {
+	if (ring < PD_RING_MIN || ring > PD_RING_MAX || (ring & (ring - 1)) != 0) return NULL;
 	for (struct pd_arena *a = S.arenas; a; a = a->next)
-		if (a->id == id) return a->size == size ? a : NULL;
+		if (a->id == id) return a->size == size && a->ring_size == ring ? a : NULL;
 	struct stat st;
 	if (fstat(memfd, &st) < 0 || (uint64_t)st.st_size < size || size < PD_ARENA_HDR_SIZE || size > (1ull << 40))
 		return NULL;
+	const uint32_t slot_size = PD_SLOT_CTRL_SIZE + 2 * ring;
+	const uint64_t slot_count = (size - PD_ARENA_HDR_SIZE) / slot_size;
+	if (slot_count == 0 || slot_count > UINT32_MAX) return NULL;
 	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
 	if (p == MAP_FAILED) return NULL;
-	struct pd_arena *a = calloc(1, sizeof *a);
+	const struct pd_arena_hdr *h = p;
+	bool ok = pd_load_relaxed(&h->magic) == PD_ARENA_MAGIC && pd_load_relaxed(&h->version) == PD_LAYOUT_VERSION &&
+		  pd_load_relaxed(&h->ring_size) == ring;
+	struct pd_arena *a = ok ? calloc(1, sizeof *a) : NULL;
 	if (!a) {
 		munmap(p, size);
 		return NULL;
@@ -201,6 +214,10 @@ static struct pd_arena *arena_map_locked(uint64_t id, uint64_t size, int memfd)
 	a->id = id;
 	a->base = p;
 	a->size = size;
+	a->slot_count = (uint32_t)slot_count;
+	a->slot_size = slot_size;
+	a->ring_size = ring;
+	a->slots_offset = PD_ARENA_HDR_SIZE;
 	a->next = S.arenas;
 	S.arenas = a;
 	return a;
@@ -223,23 +240,16 @@ static void arena_unref_locked(struct pd_arena *a)
 static bool assign_locked(struct pd_conn *c, const struct pd_msg_assign *m, int *fds)
 {
 	if (m->role > 1) return false;
-	struct pd_arena *a = arena_map_locked(m->arena_id, m->arena_size, fds[PD_ASSIGN_FD_ARENA]);
+	struct pd_arena *a = arena_map_locked(m->arena_id, m->arena_size, m->ring_size, fds[PD_ASSIGN_FD_ARENA]);
 	if (!a) return false;
-	const struct pd_arena_hdr *h = (const void *)a->base;
-	uint32_t magic = pd_load_relaxed(&h->magic), version = pd_load_relaxed(&h->version);
-	uint32_t slot_count = pd_load_relaxed(&h->slot_count), slot_size = pd_load_relaxed(&h->slot_size);
-	uint32_t ring = pd_load_relaxed(&h->ring_size), off = pd_load_relaxed(&h->slots_offset);
-	bool ok = magic == PD_ARENA_MAGIC && version == PD_LAYOUT_VERSION && ring >= PD_RING_MIN &&
-		  ring <= PD_RING_MAX && (ring & (ring - 1)) == 0 && slot_size == PD_SLOT_CTRL_SIZE + 2 * ring &&
-		  off == PD_ARENA_HDR_SIZE && m->slot_index < slot_count &&
-		  (uint64_t)off + ((uint64_t)m->slot_index + 1) * slot_size <= a->size;
-	if (!ok) {
+	if (m->slot_index >= a->slot_count) {
 		if (a->refs == 0) {
 			a->refs = 1;
 			arena_unref_locked(a);
 		}
 		return false;
 	}
+	const uint32_t ring = a->ring_size, slot_size = a->slot_size, off = a->slots_offset;
 	a->refs++;
 	uint8_t *slot = a->base + off + (uint64_t)m->slot_index * slot_size;
 	c->arena = a;

@@ -6,6 +6,10 @@
  *
  * It follows preload/ring.c statement by statement:
  *   consumer  = pd_conn_recv_msg: tcp_recv_once, ring_recv_once, wait_rx, rx_ready
+ *   epoller   = a second reader-side waiter of the readiness kind: epoll.c's
+ *               ep_wait on one ring registration (pd_conn_arm, the re-check
+ *               through pd_conn_ring_events/reg_ring_events, epoll_wait on
+ *               the doorbell registered EPOLLET, pd_conn_disarm)
  *   producer  = pd_conn_send_msg: tx_use_ring (the switch), tcp_send,
  *               ring_send, wait_tx, tx_ready; then close / shutdown / death
  *   network   = the kernel delivering TCP bytes, then the FIN
@@ -15,9 +19,14 @@
  * before the switch, the rest through a ring of N slots, in chunks of any size
  * the space allows; the consumer reads chunks of any size.  Every Promela
  * statement is atomic and interleavings are sequentially consistent: the
- * shim's full fences (pd_fence_full, pd_xchg) are what make the C behave like
- * this at the points marked FENCE.  The BROKEN_*_NO_FENCE variants model a
- * missing fence as the store->load reordering it would permit.
+ * shim's full fences (pd_fence_full) are what make the C behave like this at
+ * the points marked FENCE.  The BROKEN_*_NO_FENCE variants model a missing
+ * fence as the store->load reordering it would permit.
+ *
+ * The armed words are COUNTS of the side's threads asleep or about to sleep:
+ * a waiter adds 1, FENCE, re-checks (removing itself if ready), sleeps, and
+ * removes itself when it wakes; a waker, after its publish and FENCE, writes
+ * the doorbell when the count is non-zero and leaves the count alone.
  *
  * Shared memory (src/datapath/layout.ts, struct dir_ctrl):
  *   head, tail       free-running counters, here modulo MODC; only their
@@ -25,18 +34,28 @@
  *   tx_tcp_bytes     bytes the producer sent by TCP before switching
  *   switched         set (release) after tx_tcp_bytes
  *   wr_closed        set (release) after the last head publish
- *   reader_armed     consumer is about to sleep waiting for data
- *   writer_armed     producer is about to sleep waiting for space
+ *   reader_armed     count: consumer + epoller, armed for data (0..2)
+ *   writer_armed     count: producer, armed for space (0..1)
  * Kernel objects:
  *   tcp_sent, tcp_arr, rx_tcp   TCP bytes sent, arrived, received
  *   fin_sent, fin               close()/shutdown()/death; FIN arrived
- *   doorbell_rx, doorbell_tx    eventfds: write adds 1, read takes all
+ *   doorbell_rx, doorbell_tx    eventfds: a write adds 1, a read takes the
+ *                               whole count; only zero/non-zero is ever
+ *                               observed (poll, epoll), so a bit stands for it
+ *   ep_edge                     the epoller's EPOLLET registration of
+ *                               doorbell_rx is pending: set by every write
+ *                               of the eventfd, cleared when it wakes
+ *   ep_sock_edge                its registration of the socket: set when
+ *                               the FIN arrives
  *
  * Switches (spin -D...):
  *   expected to verify:
- *     (none)                 the protocol as preload/ring.c implements it
- *     KEEP_ARMED_ON_RECHECK  a waiter whose re-check succeeds leaves its
- *                            armed flag set (the C clears it)
+ *     (none)                 the protocol as preload/ring.c implements it,
+ *                            with the epoller
+ *     NO_EPOLLER             one blocking waiter per side only
+ *     NO_READER_STOP         the consumer never stops reading
+ *     POLL_KIND              the epoller clears its pending edge before
+ *                            arming (poll.c's priv_drain before pd_conn_arm)
  *     NO_SWITCH_DOORBELL     no wake_reader after setting switched
  *     NO_SPIN                PD_SPIN_US=0: no bounded spin before arming
  *   broken, expected to FAIL:
@@ -44,10 +63,16 @@
  *     BROKEN_RX_NO_FENCE          consumer's re-check loads overtake its
  *                                 armed store (check, arm, sleep)
  *     BROKEN_TX_NO_RECHECK        producer arms and sleeps, no re-check
- *     BROKEN_TX_WAKE_NO_FENCE     producer loads reader_armed before its
- *                                 head store is visible
- *     BROKEN_RX_WAKE_NO_FENCE     consumer loads writer_armed before its
- *                                 tail store is visible
+ *     BROKEN_EP_NO_RECHECK        epoller arms and sleeps, no re-check
+ *     BROKEN_TX_WAKE_NO_FENCE     wake_reader checks reader_armed before
+ *                                 its fence (before the head store is visible)
+ *     BROKEN_RX_WAKE_NO_FENCE     wake_writer checks writer_armed before
+ *                                 its fence (before the tail store is visible)
+ *     BROKEN_EP_DRAINS            the epoller reads (drains) the doorbell
+ *                                 when it wakes
+ *     BROKEN_FLAG_ARMED           the old protocol: armed is a flag, a waiter
+ *                                 stores 1 and 0, the waker claims it with
+ *                                 an exchange to 0
  *     BROKEN_PRESWITCH_NO_ARM     before the ring, the consumer sleeps on
  *                                 poll(socket, doorbell) without arming
  *     BROKEN_RX_POLL_DOORBELL_ONLY  the consumer's poll leaves out the socket
@@ -56,6 +81,19 @@
  *                                 without re-checking head
  *     BROKEN_FIN_NO_SWITCH_RECHECK  pre-switch FIN returned as EOF without
  *                                 re-loading switched
+ *   findings in the C as written, expected to FAIL (README.md):
+ *     EP_SPLIT_LOADS              the epoller loads head, then tail, as
+ *                                 pd_conn_ring_events does; asserts the
+ *                                 "corrupt indices" branch never fires on
+ *                                 a healthy connection
+ *     EP_KERNEL_EDGE              the kernel's epoll: a pending EPOLLET
+ *                                 edge is delivered only if the eventfd
+ *                                 count is non-zero when epoll_wait
+ *                                 collects it (ep_send_events re-polls)
+ *   a fix, expected to verify (with EP_KERNEL_EDGE):
+ *     FIX_RX_NO_DRAIN             the consumer never reads the doorbell
+ *                                 either: it waits for its own EPOLLET edge
+ *                                 (a private epoll set, as poll.c's)
  * Sizes: -DN=<ring slots> (default 2), -DK=<items> (default 5).
  */
 
@@ -69,14 +107,26 @@
 #define DIFF(a, b) (((a) + MODC - (b)) % MODC)
 #define MIN(a, b) ((a) < (b) -> (a) : (b))
 
+#ifdef NO_EPOLLER
+#define NO_READER_STOP          /* it stops only to leave the epoller news */
+#endif
+
+#ifdef BROKEN_FLAG_ARMED
+#define ARM(w)    w = 1
+#define DISARM(w) w = 0
+#else
+#define ARM(w)    w++                      /* arm_add(w, 1); the FENCE follows */
+#define DISARM(w) w--                      /* arm_add(w, -1) */
+#endif
+
 /* ---- struct pd_dir_ctrl (shared memory) ---- */
 byte head;                  /* producer line */
 byte tx_tcp_bytes;
 bit  switched;
 bit  wr_closed;
 byte tail;                  /* consumer line */
-bit  reader_armed;          /* wake line */
-bit  writer_armed;
+byte reader_armed;          /* wake line: counts */
+byte writer_armed;
 byte ring[N];               /* ring slots: item numbers 1..K */
 
 /* ---- kernel objects ---- */
@@ -85,29 +135,81 @@ byte tcp_arr;               /* of those, arrived in the receive queue */
 byte rx_tcp;                /* items the consumer received from TCP */
 bit  fin_sent;              /* the producer's socket was closed / shut down */
 bit  fin;                   /* the FIN arrived (after every TCP byte) */
-byte doorbell_rx;           /* consumer's eventfd: it sleeps here for data */
-byte doorbell_tx;           /* producer's eventfd: it sleeps here for space */
+bit  doorbell_rx;           /* consumer's eventfd count != 0 */
+bit  doorbell_tx;           /* producer's eventfd count != 0 */
+bit  ep_edge;               /* the epoller's edge on doorbell_rx is pending */
+bit  ep_sock_edge;          /* its edge on the socket (the FIN) is pending */
+#ifdef FIX_RX_NO_DRAIN
+bit  c_edge;                /* the consumer's own EPOLLET edge on doorbell_rx */
+#endif
+
+/* ---- the epoller's edge-triggered state (struct pd_epreg) ---- */
+bit  ep_cur;                /* EPOLLIN reported for the current head: et_head
+                             * == head and et_last & EPOLLIN; every head
+                             * store clears it (the stored head is new) */
+bit  ep_hup;                /* et_last & EPOLLRDHUP */
+bit  ep_fin;                /* the socket's FIN (EPOLLRDHUP) was reported */
 
 /* ---- observation only ---- */
 byte got;                   /* items the consumer delivered, in order */
 bit  c_eof;                 /* consumer returned EOF */
+bit  c_stop;                /* the application stopped calling recv */
 bit  pdone;                 /* producer has sent all K items */
 byte published;             /* items made visible: TCP sends + head stores */
 bit  dead;                  /* the producer process was killed */
 
+/* write(efd, 1): the count becomes non-zero; every write is a new edge
+ * for an EPOLLET registration */
+inline ring_rx() {
+#if defined(NO_EPOLLER)
+  doorbell_rx = 1
+#elif defined(FIX_RX_NO_DRAIN)
+  atomic { doorbell_rx = 1; ep_edge = 1; c_edge = 1 }
+#else
+  atomic { doorbell_rx = 1; ep_edge = 1 }
+#endif
+}
+
 /* wake_reader / wake_writer after the FENCE:
- * if (load_relaxed(flag) && xchg(flag, 0)) write(doorbell) */
-inline wake(flag, doorbell) {
+ *   if (load_relaxed(armed)) write(doorbell)
+ * BROKEN_FLAG_ARMED: if (load(armed) && xchg(armed, 0)) write(doorbell) */
+#ifdef BROKEN_FLAG_ARMED
+inline wake_reader() {
   if
-  :: flag ->
-     atomic { old = flag; flag = 0 };
+  :: reader_armed ->
+     atomic { old = reader_armed; reader_armed = 0 };
      if
-     :: old -> doorbell++
+     :: old -> ring_rx()
      :: else -> skip
      fi
   :: else -> skip
   fi
 }
+inline wake_writer() {
+  if
+  :: writer_armed ->
+     atomic { old = writer_armed; writer_armed = 0 };
+     if
+     :: old -> doorbell_tx = 1
+     :: else -> skip
+     fi
+  :: else -> skip
+  fi
+}
+#else
+inline wake_reader() {
+  if
+  :: reader_armed > 0 -> ring_rx()
+  :: else -> skip
+  fi
+}
+inline wake_writer() {
+  if
+  :: writer_armed > 0 -> doorbell_tx = 1
+  :: else -> skip
+  fi
+}
+#endif
 
 /* ======================= consumer: the receiver ======================= */
 
@@ -129,6 +231,18 @@ inline rx_ready() {
      fi
   fi
 }
+
+/* The recv call returned bytes to the application, which may never call
+ * recv again (it has what it wanted, or reads with epoll from now on). */
+#ifdef NO_READER_STOP
+#define RETURNED goto next
+#else
+#define RETURNED \
+  if \
+  :: goto next \
+  :: c_stop = 1; goto stopped \
+  fi
+#endif
 
 active proctype consumer()
 {
@@ -173,7 +287,7 @@ active proctype consumer()
              got = got + k
            };
            sock_readable = 0;                 /* r > 0: back to the app; the */
-           goto next                          /* next call starts afresh   */
+           RETURNED                           /* next call starts afresh   */
         :: tcp_arr == rx_tcp && fin ->        /* recv returned 0 */
            assert(!sw);                       /* FIN follows every TCP byte */
 #ifndef BROKEN_FIN_NO_SWITCH_RECHECK
@@ -207,19 +321,15 @@ active proctype consumer()
              od
            };
 #ifdef BROKEN_RX_WAKE_NO_FENCE
-           if
-           :: writer_armed -> tail = t; atomic { old = writer_armed; writer_armed = 0 };
-              if
-              :: old -> doorbell_tx++
-              :: else -> skip
-              fi
+           if                                 /* writer_armed loaded first */
+           :: writer_armed > 0 -> tail = t; doorbell_tx = 1
            :: else -> tail = t
            fi;
 #else
            tail = t;                          /* release; FENCE */
-           wake(writer_armed, doorbell_tx);
+           wake_writer();
 #endif
-           goto next
+           RETURNED
         :: else -> skip
         fi;
         if
@@ -266,40 +376,52 @@ wait:
 #endif
 #ifdef BROKEN_PRESWITCH_NO_ARM
      if
-     :: !rx_ring -> goto sleep
+     :: !rx_ring ->                           /* sleep unarmed: no disarm */
+end_poll_unarmed:
+        atomic {
+          (doorbell_rx || tcp_arr > rx_tcp || fin) ->
+          ev_db = doorbell_rx;
+          ev_sock = (tcp_arr > rx_tcp || fin)
+        };
+        goto woke
      :: else -> skip
      fi;
 #endif
 #if defined(BROKEN_RX_NO_FENCE)
-     rx_ready();                              /* the load overtakes the store */
-     reader_armed = 1;
+     rx_ready();                              /* the loads overtake the store */
+     ARM(reader_armed);
 #elif defined(BROKEN_RX_NO_RECHECK)
-     reader_armed = 1;
+     ARM(reader_armed);
      rdy = 0;
 #else
-     reader_armed = 1;                        /* FENCE */
+     ARM(reader_armed);                       /* FENCE */
      rx_ready();                              /* re-check */
 #endif
      if
      :: rdy ->
-#ifndef KEEP_ARMED_ON_RECHECK
-        reader_armed = 0;
-#endif
+        DISARM(reader_armed);
         goto next
      :: else -> skip
      fi;
-sleep:
 end_poll:                                     /* poll(socket, doorbell_rx) */
-#ifdef BROKEN_RX_POLL_DOORBELL_ONLY
-     atomic { doorbell_rx > 0 -> ev_db = 1; ev_sock = 0 };
+#if defined(FIX_RX_NO_DRAIN)
+     atomic {                                 /* epoll_wait on a private set: */
+       (c_edge || tcp_arr > rx_tcp || fin) -> /* the doorbell EPOLLET, never  */
+       ev_db = 0;                             /* read; the socket            */
+       c_edge = 0;
+       ev_sock = (tcp_arr > rx_tcp || fin)
+     };
+#elif defined(BROKEN_RX_POLL_DOORBELL_ONLY)
+     atomic { doorbell_rx -> ev_db = 1; ev_sock = 0 };
 #else
      atomic {
-       (doorbell_rx > 0 || tcp_arr > rx_tcp || fin) ->
-       ev_db = (doorbell_rx > 0);
+       (doorbell_rx || tcp_arr > rx_tcp || fin) ->
+       ev_db = doorbell_rx;
        ev_sock = (tcp_arr > rx_tcp || fin)
      };
 #endif
-     reader_armed = 0;
+     DISARM(reader_armed);
+woke:
      if
      :: ev_db -> doorbell_rx = 0              /* doorbell_drain: takes it all */
      :: else -> skip
@@ -308,13 +430,111 @@ end_poll:                                     /* poll(socket, doorbell_rx) */
      :: ev_sock -> sock_readable = 1
      :: else -> skip
      fi;
+     ev_db = 0;
+     ev_sock = 0;
 next: skip
   od;
 
 at_eof:
   c_eof = 1;
-  assert(got == published && (pdone || dead)) /* EOF only after every item */
+  assert(got == published && (pdone || dead)); /* EOF only after every item */
+stopped: skip
 }
+
+/* ================ epoller: the readiness kind of waiter ================ */
+
+#ifndef NO_EPOLLER
+/* reg_ring_events(pd_conn_ring_events) for a registration asking for
+ * EPOLLIN | EPOLLRDHUP | EPOLLET: what is there, and is any of it new since
+ * the last look (et_head, et_last)?  Updates the edge state as the C does. */
+inline ep_check() {
+  atomic {
+    h = head;                                 /* acquire */
+    cur = ep_cur;                             /* h == et_head && et_last & IN */
+    ep_cur = 1;                               /* et_head = h */
+#ifdef EP_SPLIT_LOADS
+  };
+  atomic {
+    t = tail;                                 /* acquire, later */
+    assert(DIFF(h, t) <= N);                  /* C: EPOLLERR|EPOLLHUP, as for a */
+                                              /* corrupt slot */
+#else
+    t = tail;                                 /* in one snapshot (README.md) */
+#endif
+    wc = wr_closed;
+    in = (h != t || wc);                      /* EPOLLIN */
+    rdy = (in && !cur) || (wc && !ep_hup);    /* an edge: new bytes, or a */
+                                              /* condition not reported yet */
+    ep_cur = ep_cur && in;                    /* et_last = ev (still 1 unless */
+    ep_hup = wc;                              /* head moved since the load)  */
+    h = 0; t = 0; cur = 0; in = 0; wc = 0
+  }
+}
+
+/* Does the application lack news the epoller owes it?  Ring bytes it has
+ * not reported (reg_ring_events' edge test on the current state), or the
+ * end of stream when neither the ring's EPOLLRDHUP nor the socket's FIN
+ * reached it. */
+#define EP_NEWS ((head != tail && !ep_cur) || \
+                 (wr_closed && !ep_hup && !ep_fin))
+
+active proctype epoller()
+{
+  byte h, t;
+  bit  cur, in, wc, rdy;
+
+  do
+  ::
+#ifdef POLL_KIND
+     ep_edge = 0;                             /* priv_drain: collect stale edges */
+#endif
+     ARM(reader_armed);                       /* pd_conn_arm: FENCE */
+#ifndef BROKEN_EP_NO_RECHECK
+     ep_check();                              /* scan_rings' re-check */
+     if
+     :: rdy ->                                /* reported: back to the app, */
+        rdy = 0;                              /* which calls epoll_wait again */
+        DISARM(reader_armed);
+        goto ep_next
+     :: else -> skip
+     fi;
+#endif
+end_ep_wait:                                  /* epoll_wait: an edge of the */
+#ifdef EP_KERNEL_EDGE                         /* doorbell or of the socket */
+     do
+     :: atomic {                              /* ep_send_events re-polls: the */
+          (ep_edge && doorbell_rx) || ep_sock_edge ->   /* eventfd counts */
+          ep_fin = ep_fin || ep_sock_edge;
+          ep_edge = 0;
+          ep_sock_edge = 0;
+          break
+        }
+     :: atomic {                              /* count 0: the edge is dropped */
+          ep_edge && !doorbell_rx && !ep_sock_edge ->   /* and it sleeps on */
+          ep_edge = 0
+        }
+     od;
+#else
+     atomic {
+       ep_edge || ep_sock_edge ->
+       ep_fin = ep_fin || ep_sock_edge;       /* the socket's RDHUP reported */
+       ep_edge = 0;
+       ep_sock_edge = 0
+     };
+#endif
+     DISARM(reader_armed);                    /* disarm_all */
+#ifdef BROKEN_EP_DRAINS
+     doorbell_rx = 0;                         /* read(efd): takes it all */
+#endif
+     /* translate's reg_ring_events, and the next epoll_wait's scans before
+      * arming, are looks without the arm: the armed re-check of the next
+      * round looks later, so sees at least as much (README.md) */
+ep_next: skip
+  od
+}
+#else
+#define EP_NEWS 0
+#endif
 
 /* ======================= producer: the sender ======================= */
 
@@ -350,7 +570,7 @@ active proctype producer()
 #endif
      sw = 1;
 #ifndef NO_SWITCH_DOORBELL
-     wake(reader_armed, doorbell_rx);
+     wake_reader();
 #endif
   :: sent < K && sw ->                        /* ring_send, one chunk */
      tt = tail;                               /* acquire */
@@ -369,19 +589,13 @@ active proctype producer()
           od
         };
 #ifdef BROKEN_TX_WAKE_NO_FENCE
-        if
-        :: reader_armed ->
-           atomic { head = hh; published = sent };
-           atomic { old = reader_armed; reader_armed = 0 };
-           if
-           :: old -> doorbell_rx++
-           :: else -> skip
-           fi
-        :: else -> atomic { head = hh; published = sent }
+        if                                    /* reader_armed loaded first */
+        :: reader_armed > 0 -> atomic { head = hh; published = sent; ep_cur = 0 }; ring_rx()
+        :: else -> atomic { head = hh; published = sent; ep_cur = 0 }
         fi
 #else
-        atomic { head = hh; published = sent };   /* release; FENCE */
-        wake(reader_armed, doorbell_rx)
+        atomic { head = hh; published = sent; ep_cur = 0 };   /* release; FENCE */
+        wake_reader()
 #endif
      :: else ->
         /* ---- wait_tx ---- */
@@ -395,20 +609,19 @@ active proctype producer()
         :: skip
         fi;
 #endif
-        writer_armed = 1;                     /* FENCE */
+        ARM(writer_armed);                    /* FENCE */
 #ifndef BROKEN_TX_NO_RECHECK
         tt = tail;                            /* re-check */
         if
         :: DIFF(hh, tt) < N ->
-#ifndef KEEP_ARMED_ON_RECHECK
-           writer_armed = 0;
-#endif
+           DISARM(writer_armed);
            goto pnext
         :: else -> skip
         fi;
 #endif
-        doorbell_tx > 0;                      /* poll(doorbell_tx, socket) */
-        writer_armed = 0;
+end_wait_tx:
+        doorbell_tx;                          /* poll(doorbell_tx, socket) */
+        DISARM(writer_armed);
         doorbell_tx = 0                       /* doorbell_drain */
      fi
   :: sent == K -> break
@@ -419,12 +632,12 @@ active proctype producer()
   :: /* close(), last reference: pd_conn_release_slot (wr_closed, both
       * doorbells) and the kernel's close (FIN), in either order */
      if
-     :: wr_closed = 1; doorbell_rx++; fin_sent = 1
-     :: fin_sent = 1; wr_closed = 1; doorbell_rx++
+     :: wr_closed = 1; ring_rx(); fin_sent = 1
+     :: fin_sent = 1; wr_closed = 1; ring_rx()
      fi
   :: /* shutdown(SHUT_WR): pd_conn_shutdown, then the kernel's */
      if
-     :: sw -> wr_closed = 1; wake(reader_armed, doorbell_rx)
+     :: sw -> wr_closed = 1; wake_reader()
      :: else -> skip
      fi;
      fin_sent = 1
@@ -453,17 +666,30 @@ active proctype network()
 end_net:
   do
   :: tcp_arr < tcp_sent -> tcp_arr++
-  :: fin_sent && tcp_arr == tcp_sent -> fin = 1; break
+  :: fin_sent && tcp_arr == tcp_sent ->
+     atomic { fin = 1; ep_sock_edge = 1 }; break
   od
 }
 
-/* When nothing else can move, the run must be complete: every item
- * delivered, the producer done, and EOF returned if the producer closed.
- * A lost wake-up ends here, one side asleep while its condition holds. */
-#define COMPLETE (got == published && (pdone || dead) && (c_eof || !(fin || wr_closed)))
+/* When nothing else can move, the run must be complete: no waiter is
+ * asleep while what it waits for is there.
+ *   consumer: unless the application stopped reading, every item delivered
+ *             and EOF returned if the producer closed;
+ *   producer: done, dead, or waiting for space in a full ring the
+ *             application stopped reading;
+ *   epoller:  no news owed to the application (EP_NEWS).
+ * A lost wake-up ends here, a waiter asleep while its condition holds.
+ * Each waiter has its own assertion, so a trail names the one that was lost. */
+#define C_OK (c_stop || (got == published && (c_eof || !(fin || wr_closed))))
+#define P_OK (pdone || dead || (c_stop && DIFF(head, tail) == N))
+#define EP_OK (!EP_NEWS)
+#define COMPLETE (C_OK && P_OK && EP_OK)
 active proctype watchdog()
 {
-  timeout -> assert(COMPLETE)
+  timeout ->
+  assert(C_OK);         /* consumer */
+  assert(P_OK);         /* producer */
+  assert(EP_OK)         /* epoller */
 }
 
 /* Liveness (pan -a): every run ends complete; also catches livelocks. */

@@ -199,6 +199,15 @@ export class ConnectionTable {
     this.log.debug(`conn ${conn.id}: ${s.label} conn ${connId} ${formatEndpoint(v.local)} -> ${formatEndpoint(v.peer)} waits for its peer`);
   }
 
+  /** CONN_REPORT whose socket the controller could not receive (it is out of fds): stays on TCP. */
+  unreceived(s: Session, connId: bigint, origin: number, why: string): void {
+    if (s.ends.has(connId)) {
+      s.close(`protocol violation: conn_id ${connId} reported twice`);
+      return;
+    }
+    this.recordDeclined(s, connId, origin, null, Decline.NoMemory, why);
+  }
+
   private newConnection(state: Connection['state'], reason: string | null): Connection {
     const conn: Connection = { id: this.nextId++, ends: [], state, reason, lease: null };
     this.all.set(conn.id, conn);
@@ -294,7 +303,7 @@ export class ConnectionTable {
       if (fds.length !== constant('ASSIGN_NFDS')) throw new Error('ASSIGN fd count');
       e.session.send({
         type: 'assign', connId: e.connId, arenaId: BigInt(lease.arena.id), arenaSize: BigInt(lease.arena.size),
-        slotIndex: lease.index, role: r, generation: lease.generation,
+        slotIndex: lease.index, role: r, generation: lease.generation, ringSize: lease.arena.ringSize,
       }, fds, () => !lease.freed, () => closeQuietly(pidfd));
     });
   }

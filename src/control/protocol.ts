@@ -49,6 +49,7 @@ export interface AssignMsg {
   readonly slotIndex: number;
   readonly role: 0 | 1;
   readonly generation: number;
+  readonly ringSize: number;
 }
 export interface DeclineMsg { readonly type: 'decline'; readonly connId: bigint; readonly reason: number }
 export interface ConnClosedMsg { readonly type: 'conn-closed'; readonly connId: bigint }
@@ -117,6 +118,7 @@ export function encode(msg: Message): Buffer {
       w.u32('slot_index', msg.slotIndex);
       w.u32('role', msg.role);
       w.u32('generation', msg.generation);
+      w.u32('ring_size', msg.ringSize);
       break;
     case 'decline':
       w.u64('conn_id', msg.connId);
@@ -165,7 +167,7 @@ export function decode(packet: Buffer, nfds: number): DecodeResult {
         ok: true,
         msg: {
           type: kind, connId: u64('conn_id'), arenaId: u64('arena_id'), arenaSize: u64('arena_size'),
-          slotIndex: u32('slot_index'), role, generation: u32('generation'),
+          slotIndex: u32('slot_index'), role, generation: u32('generation'), ringSize: u32('ring_size'),
         },
       };
     }

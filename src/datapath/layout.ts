@@ -204,7 +204,7 @@ export const MSG_ASSIGN: StructDef = {
     ['slot_index', 'u32', 32, 'slot within the arena'],
     ['role', 'u32', 36, '0 or 1: this end writes direction `role`, reads direction 1-role'],
     ['generation', 'u32', 40, 'slot generation at assignment'],
-    ['reserved', 'u32', 44, 'reserved, 0'],
+    ['ring_size', 'u32', 44, 'bytes per ring: the shim derives the slot geometry from this, never from the shared header'],
   ]),
 };
 
