@@ -537,7 +537,14 @@ ssize_t pd_conn_recv_msg(struct pd_conn *c, const struct iovec *iov, int iovcnt,
 	}
 	struct iov_cursor cu = { .iov = iov, .cnt = iovcnt };
 	bool sock_readable = false;
-	if (want == 0) goto out;
+	if (want == 0) { /* TCP: EAGAIN when nothing is there and the call may not wait */
+		if (nonblock && c->rx_ring && pd_load_acquire(&c->rxd->head) == c->rx_tail &&
+		    !pd_load_acquire(&c->rxd->wr_closed) && !c->rd_shut)
+			got = -EAGAIN;
+		else if (nonblock && !c->rx_ring)
+			got = pd_real.recv(c->sock, NULL, 0, flags | MSG_DONTWAIT) < 0 ? -errno : 0;
+		goto out;
+	}
 	for (;;) {
 		ssize_t r;
 		if (slot_reset(c)) {
