@@ -38,6 +38,8 @@ export enum ControllerState {
 
 const LISTEN_BACKLOG = 1024;
 const LOCK_WAIT_MS = 3000;
+/** After accept fails (out of fds), wait this long before trying again. */
+const ACCEPT_RETRY_MS = 100;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -59,11 +61,16 @@ export class Controller {
   private stopped: Promise<void> | null = null;
   private resolveStopped: () => void = () => {};
   private stopRequested: string | null = null;
+  private acceptPaused = false;
+  private acceptFailing = false;
 
   constructor(readonly cfg: ControllerConfig) {
     this.log = createLogger(cfg.log, `pd controller[${process.pid}]`);
     this.pool = new ArenaPool(
-      { ringSize: cfg.ringSize, slotsPerArena: cfg.slotsPerArena, hugepages: cfg.hugepages },
+      {
+        ringSize: cfg.ringSize, slotsPerArena: cfg.slotsPerArena,
+        hugepages: cfg.hugepages === 'require' ? 'auto' : cfg.hugepages, requireHugepages: cfg.hugepages === 'require',
+      },
       cfg.arenaQuotaMb * 1024 * 1024,
       (line) => printWarning(line),
     );
@@ -246,7 +253,7 @@ export class Controller {
       pid: process.pid,
       socket: this.cfg.socket,
       startedAt: this.startedAt,
-      hugepages: this.pool.lastHugepage ?? (this.cfg.hugepages === 'auto' && hugepageInfo().free > 0),
+      hugepages: this.pool.lastHugepage ?? (this.cfg.hugepages !== 'never' && hugepageInfo().free > 0),
       ringSize: this.cfg.ringSize,
       sessions: sessions.filter((s) => s.state === SessionState.Ready),
       launchers: sessions.filter((s) => s.state === SessionState.Connected).length,
@@ -256,15 +263,23 @@ export class Controller {
   }
 
   private acceptAll(): void {
-    if (this.state !== ControllerState.Running) return;
+    if (this.state !== ControllerState.Running || this.acceptPaused) return;
     for (;;) {
       let fd: number | null;
       try {
         fd = accept4(this.listenFd, SOCK_NONBLOCK | SOCK_CLOEXEC);
       } catch (e) {
-        // EMFILE and friends: leave the connection in the backlog and retry on the next wake-up.
-        this.log.error(`accept: ${errorMessage(e)}`);
+        // EMFILE and friends: the connection stays in the backlog. The listening
+        // socket stays readable, so stop watching it for a while (the watch is
+        // level-triggered: it would spin) and log once per episode.
+        if (!this.acceptFailing) this.log.error(`accept: ${errorMessage(e)}; retrying every ${ACCEPT_RETRY_MS} ms`);
+        this.acceptFailing = true;
+        this.pauseAccept();
         return;
+      }
+      if (fd !== null && this.acceptFailing) {
+        this.acceptFailing = false;
+        this.log.info('accept works again');
       }
       if (fd === null) return;
       let pid: number;
@@ -285,6 +300,19 @@ export class Controller {
       this.disarmIdle();
       this.log.debug(`${s.label}: connected`);
     }
+  }
+
+  private pauseAccept(): void {
+    if (this.acceptPaused) return;
+    this.acceptPaused = true;
+    this.listenWatch?.update({ readable: false });
+    const t = setTimeout(() => {
+      this.acceptPaused = false;
+      if (this.state !== ControllerState.Running) return;
+      this.listenWatch?.update({ readable: true });
+      this.acceptAll();
+    }, ACCEPT_RETRY_MS);
+    t.unref();
   }
 
   private onMessage(s: Session, msg: ShimMessage, fds: number[]): void {
@@ -317,6 +345,10 @@ export class Controller {
         return;
       case 'conn-report':
         if (s.state !== SessionState.Ready) return violation('CONN_REPORT before HELLO');
+        if (fds.length === 0) {
+          this.conns.unreceived(s, msg.connId, msg.origin, 'the controller is out of file descriptors (EMFILE): it could not receive the socket');
+          return;
+        }
         this.conns.report(s, msg.connId, msg.origin, fds[0]!);
         return;
       case 'conn-closed':

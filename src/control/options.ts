@@ -12,7 +12,7 @@ import { defaultSocketPath } from './paths.js';
 export type Scope = 'controller' | 'pdrun' | 'client' | 'shim';
 
 export type LogLevel = 'quiet' | 'info' | 'debug';
-export type HugepageMode = 'auto' | 'never';
+export type HugepageMode = 'auto' | 'never' | 'require';
 export type CrossNetns = 'same-user' | 'any' | 'never';
 
 interface Spec<T> {
@@ -131,8 +131,9 @@ export const OPTIONS = {
     flag: '--hugepages <mode>',
     defaultValue: () => 'auto',
     defaultText: 'auto',
-    parse: oneOf<HugepageMode>(['auto', 'never']),
-    help: 'auto: hugepage-backed arenas when pages are reserved (vm.nr_hugepages); never: ordinary memory',
+    parse: oneOf<HugepageMode>(['auto', 'never', 'require']),
+    help: 'auto: hugepage-backed arenas when pages are free (vm.nr_hugepages), else ordinary memory; never: ordinary memory; ' +
+      'require: hugepages only, connections stay on TCP (reason in pd status) when none are free',
     scope: ['controller'],
   }),
   crossNetns: spec<CrossNetns>({

@@ -1,6 +1,6 @@
 // Arenas per pair of sessions (unordered; a session may pair with itself), slot
 // allocation, and the per-process quota on arena memory.
-import { Arena, type ArenaConfig, arenaGeometry } from '../datapath/arena.js';
+import { Arena, type ArenaConfig, arenaGeometry, hugepageInfo } from '../datapath/arena.js';
 import { errorMessage } from './errors.js';
 import { type Session, SessionState } from './session.js';
 
@@ -43,7 +43,7 @@ export class ArenaPool {
   lastHugepage: boolean | null = null;
 
   constructor(
-    private readonly cfg: ArenaConfig,
+    private readonly cfg: ArenaConfig & { readonly requireHugepages?: boolean },
     private readonly quotaBytes: number,
     private readonly warn: (line: string) => void,
   ) {}
@@ -67,14 +67,25 @@ export class ArenaPool {
         return { ok: false, why: 'quota', detail: `pid ${s.pid} already shares ${used >> 20} MiB of arenas` };
       }
     }
+    if (this.cfg.requireHugepages) {
+      const h = hugepageInfo();
+      if (h.free * h.pageSize < size) {
+        return { ok: false, why: 'no-memory', detail: `no free hugepages for a ${size >> 20} MiB arena (HugePages_Free=${h.free}, PD_HUGEPAGES=require)` };
+      }
+    }
     let arena: Arena;
     try {
       arena = Arena.create(this.nextId++, this.cfg, (line) => {
+        if (this.cfg.requireHugepages) return;
         if (!this.warned) this.warn(line);
         this.warned = true;
       });
     } catch (e) {
       return { ok: false, why: 'no-memory', detail: errorMessage(e) };
+    }
+    if (this.cfg.requireHugepages && !arena.hugepage) {
+      arena.destroy();
+      return { ok: false, why: 'no-memory', detail: 'the hugepage arena could not be mapped (PD_HUGEPAGES=require)' };
     }
     this.lastHugepage = arena.hugepage;
     const p: PooledArena = { arena, sessions: a.id <= b.id ? [a, b] : [b, a] };

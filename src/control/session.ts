@@ -4,13 +4,13 @@
 // tell without a syscall that its socket holds something.
 import { SESSION_PAGE, constant, offsetOf } from '../datapath/layout.js';
 import {
-  F_SEAL_GROW, F_SEAL_SEAL, F_SEAL_SHRINK, MFD_ALLOW_SEALING, MFD_CLOEXEC,
+  F_SEAL_GROW, F_SEAL_SEAL, F_SEAL_SHRINK, MFD_ALLOW_SEALING, MFD_CLOEXEC, RECV_MAX_FDS,
   addSeals, closeQuietly, ftruncate, memfdCreate, recvWithFds, sendWithFds,
 } from '../datapath/libc.js';
 import { type FdWatch, watchFd } from '../datapath/poll.js';
 import { Mapping } from '../datapath/shm.js';
 import { errorMessage } from './errors.js';
-import { MSG_MAX, type Message, type ShimMessage, decode, encode } from './protocol.js';
+import { KINDS, MSG_MAX, type Message, type ShimMessage, decode, encode } from './protocol.js';
 import type { ConnEnd } from './state.js';
 
 export enum SessionState {
@@ -22,7 +22,11 @@ export enum SessionState {
 }
 
 export interface SessionEvents {
-  /** A decoded message. For conn-report the callee owns `fds`. */
+  /**
+   * A decoded message. For conn-report the callee owns `fds`; a conn-report
+   * with no fd is one whose socket the controller could not receive (it is
+   * itself out of file descriptors): the shim is not at fault.
+   */
   onMessage(s: Session, msg: ShimMessage, fds: number[]): void;
   /** The session ended (peer closed, I/O error, protocol violation); called once. */
   onClose(s: Session, reason: string): void;
@@ -97,6 +101,18 @@ export class Session {
         this.close(`protocol violation: ${why}`);
       };
       if (r.truncated) return violation('message longer than PD_MSG_MAX');
+      if (r.ctruncated && r.fds.length < RECV_MAX_FDS) {
+        // Room was left in the control buffer, so the kernel could not
+        // install the fds in this process: EMFILE here, not a bad shim.
+        // A report stays on TCP; its session stays.
+        const d = decode(r.data, KINDS['conn-report'].fds);
+        if (d.ok && d.msg.type === 'conn-report') {
+          for (const fd of r.fds) closeQuietly(fd);
+          this.debug(`${this.label} <- ${describe(d.msg)} (its socket could not be received: out of file descriptors)`);
+          this.events.onMessage(this, d.msg, []);
+          continue;
+        }
+      }
       if (r.ctruncated) return violation('too many fds attached');
       const d = decode(r.data, r.fds.length);
       if (!d.ok) return violation(d.error);

@@ -204,3 +204,31 @@ export function prng(seed: number): () => number {
     return s / 0x1_0000_0000;
   };
 }
+
+export const FAULT_SECCOMP = path.join(PROGS_BIN, 'fault_seccomp');
+
+/** Waits until the controller at sock answers `pd status`; throws after timeoutMs. */
+export async function waitController(sock: string, timeoutMs = 10_000): Promise<PdStatus> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const s = await pdStatusAsync(sock);
+    if (s) return s;
+    if (Date.now() > deadline) throw new Error(`no controller answers at ${sock} after ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
+/** The lowest fd number a process does not use (where its next fd would go). */
+export function lowestFreeFd(pid: number): number {
+  const used = new Set(readdirSync(`/proc/${pid}/fd`).map(Number));
+  let n = 0;
+  while (used.has(n)) n++;
+  return n;
+}
+
+/** The hard RLIMIT_NOFILE of a process. */
+export function hardNofile(pid: number): string {
+  const m = /^Max open files\s+\S+\s+(\S+)/m.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'));
+  if (!m) throw new Error(`no Max open files in /proc/${pid}/limits`);
+  return m[1]!;
+}
