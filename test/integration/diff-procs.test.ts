@@ -14,8 +14,16 @@ const CASES: Scenario[] = [
   { name: 'close-while-recv', writes: 'c2s', what: 'close() while another thread waits in recv: the recv still gets the data sent later' },
 ];
 
+// Known differences, documented in docs/architecture.md (known limits). They
+// run as expected failures: when the shim learns them, they fail and must move
+// back to the plain list.
+const KNOWN: Record<string, string> = {
+  'fork-both': 'after fork, two processes writing one upgraded socket break the single-producer ring (the connection is reset)',
+};
+
 for (const c of CASES) {
-  it(`${c.name}: ${c.what}`, async () => {
+  const t = KNOWN[c.name] ? it.fails : it;
+  t(`${c.name}: ${c.what}${KNOWN[c.name] ? ` (known difference: ${KNOWN[c.name]})` : ''}`, async () => {
     await expectSameBehaviour(c, pd());
   });
 }
