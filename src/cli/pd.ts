@@ -19,7 +19,7 @@ import { registerBench } from './bench/command.js';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function runController(flags: Record<string, unknown>): Promise<number> {
-  const cfg = resolveOptions(['socket', 'idleExit', 'ringSize', 'slotsPerArena', 'arenaQuotaMb', 'hugepages', 'crossNetns', 'log'], flags);
+  const cfg = resolveOptions(['socket', 'idleExit', 'ringSize', 'slotsPerArena', 'arenaQuotaMb', 'hugepages', 'crossNetns', 'socketGroup', 'log'], flags);
   const ctl = new Controller(cfg);
   const bail = (what: string, e: unknown) => {
     ctl.log.error(`${what}: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);

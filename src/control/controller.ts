@@ -2,7 +2,7 @@
 // status socket, the pid-file lock, the sessions, the connection table and the
 // arenas. It is never on the data path: shims keep their mappings and
 // doorbells when it exits, and new connections simply stay on TCP.
-import { chmodSync, lstatSync, statSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, lstatSync, statSync, unlinkSync } from 'node:fs';
 import { type Server, createServer } from 'node:net';
 import { dirname } from 'node:path';
 import { hugepageInfo } from '../datapath/arena.js';
@@ -26,7 +26,7 @@ import { type StatusDoc, buildStatus, readComm } from './status.js';
 
 export type ControllerConfig = Pick<
   Options, 'socket' | 'idleExit' | 'ringSize' | 'slotsPerArena' | 'arenaQuotaMb' | 'hugepages' | 'log'
-> & Partial<Pick<Options, 'crossNetns'>>;
+> & Partial<Pick<Options, 'crossNetns' | 'socketGroup'>>;
 
 export enum ControllerState {
   Idle = 'idle',
@@ -128,10 +128,17 @@ export class Controller {
     } catch (e) {
       throw new PdError('PD_E_SOCKET_PATH', `cannot create ${dir}: ${errorMessage(e)}; set PD_SOCKET to a writable place`);
     }
+    const uid = process.getuid?.() ?? 0;
+    const group = this.cfg.socketGroup ?? null;
+    if (group !== null && statSync(dir).uid === uid) {
+      // The group must reach the socket: traverse only, no listing.
+      chownSync(dir, -1, group);
+      chmodSync(dir, 0o710);
+    }
     if (path !== defaultSocketPath()) return;
     const st = statSync(dir);
-    const uid = process.getuid?.() ?? 0;
-    if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o077) !== 0) {
+    const allowed = group !== null && st.gid === group ? 0o010 : 0;
+    if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o077 & ~allowed) !== 0) {
       throw new PdError('PD_E_SOCKET_PATH',
         `${dir} is not a private directory of uid ${uid} (owner ${st.uid}, mode ${(st.mode & 0o777).toString(8)}): ` +
         'remove it, or set PD_SOCKET elsewhere');
@@ -209,7 +216,10 @@ export class Controller {
     } finally {
       process.umask(old);
     }
-    chmodSync(path, 0o600);
+    // Only the user may connect, or the configured group too.
+    const group = this.cfg.socketGroup ?? null;
+    if (group !== null) chownSync(path, -1, group);
+    chmodSync(path, group !== null ? 0o660 : 0o600);
     this.socketIno = statSync(path).ino;
     listen(fd, LISTEN_BACKLOG);
     return fd;

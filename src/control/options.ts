@@ -2,6 +2,7 @@
 // help text, the precedence (flag, then environment, then default) and the
 // markdown table in the docs (`pd options`).
 import { Command, Option } from 'commander';
+import { readFileSync } from 'node:fs';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { constant } from '../datapath/layout.js';
@@ -59,6 +60,23 @@ function oneOf<T extends string>(values: readonly T[]): (raw: string) => T {
     if (!(values as readonly string[]).includes(v)) bad(raw, `expected one of ${values.join(', ')}`);
     return v as T;
   };
+}
+
+/** A group name (from /etc/group) or a numeric gid. */
+function parseGroup(raw: string): number {
+  const v = raw.trim();
+  if (/^\d+$/.test(v)) return Number(v);
+  let text = '';
+  try {
+    text = readFileSync('/etc/group', 'utf8');
+  } catch {
+    /* no /etc/group: names cannot be resolved */
+  }
+  for (const line of text.split('\n')) {
+    const f = line.split(':');
+    if (f[0] === v && f[2] !== undefined && /^\d+$/.test(f[2])) return Number(f[2]);
+  }
+  return bad(JSON.stringify(raw), 'expected a group name from /etc/group or a numeric gid');
 }
 
 function nonEmpty(raw: string): string {
@@ -134,6 +152,16 @@ export const OPTIONS = {
     parse: oneOf<HugepageMode>(['auto', 'never', 'require']),
     help: 'auto: hugepage-backed arenas when pages are free (vm.nr_hugepages), else ordinary memory; never: ordinary memory; ' +
       'require: hugepages only, connections stay on TCP (reason in pd status) when none are free',
+    scope: ['controller'],
+  }),
+  socketGroup: spec<number | null>({
+    env: 'PD_SOCKET_GROUP',
+    flag: '--socket-group <group>',
+    defaultValue: () => null,
+    defaultText: 'unset (the user only)',
+    parse: parseGroup,
+    help: 'let this group (name or gid) connect to the session socket too: the socket becomes 0660 and its directory ' +
+      'group-traversable (0710); the status socket stays the user\'s (see docs/security.md)',
     scope: ['controller'],
   }),
   crossNetns: spec<CrossNetns>({
