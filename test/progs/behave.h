@@ -926,9 +926,10 @@ static void epipe_common(int fd, bool nosignal) {
     if (nosignal) TR(label, send(fd, b, sizeof b, MSG_NOSIGNAL));
     else TR(label, write(fd, b, sizeof b));
     T("  SIGPIPE delivered: %d", n_sigpipe - before);
-    await_event(fd, POLLERR | POLLHUP, 1000); /* TCP: the peer's reset to this write */
+    if (i == 1) await_event(fd, POLLERR | POLLHUP, 1000); /* TCP: the peer's reset to this write */
     settle();
   }
+  trace_poll(fd, PALL, "after the writes");
   TR("read(100)", read(fd, b, sizeof b));
   int err = -1;
   socklen_t l = sizeof err;
