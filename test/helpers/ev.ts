@@ -1,6 +1,7 @@
 // The event-loop programs (test/progs/ev_server.c, ev_client.c, idle_wait.c)
 // as test building blocks, and the sanitizer preload environments.
 import { spawnSync } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'vitest';
 import { ROOT, PROGS_BIN, SHIM_ASAN } from './paths.js';
@@ -109,6 +110,30 @@ export function expectAllOnRing(s: PdStatus, locals: string[], what: string): vo
   expect(allOnRing(s, locals), `${what}: not every connection is on the ring both ways:\n${lines.join('\n')}\nsessions: ${sessions}`).toBe(true);
 }
 
+/** For the slow sanitizer builds, where the controller's assignment can take
+ * hundreds of ms and an end attaches only at its next call: at least `share`
+ * of the connections are upgraded (both ends attached), and ring bytes flowed
+ * both ways over them. */
+export function mostOnRing(s: PdStatus, locals: string[], share: number): boolean {
+  const cs = locals.map((l) => connOf(s, l));
+  const ring = cs.filter((c) => c?.transport === 'ring');
+  return (
+    ring.length >= Math.ceil(share * locals.length) &&
+    ring.some((c) => c!.ringBytes[0] > 0) &&
+    ring.some((c) => c!.ringBytes[1] > 0)
+  );
+}
+
+export function expectMostOnRing(s: PdStatus, locals: string[], share: number, what: string): void {
+  const lines = locals.map((l) => {
+    const c = connOf(s, l);
+    return c
+      ? `${l}: ${c.transport} state=${c.state} switched=${JSON.stringify(c.switched)} ringBytes=${JSON.stringify(c.ringBytes)}${c.reason ? ` (${c.reason})` : ''}`
+      : `${l}: not in pd status`;
+  });
+  expect(mostOnRing(s, locals, share), `${what}: fewer than ${share * 100}% of the connections are on the ring:\n${lines.join('\n')}`).toBe(true);
+}
+
 export const SANITIZER_REPORT =
   /ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer|SUMMARY: (Address|UndefinedBehavior)Sanitizer/;
 export const TSAN_REPORT = /WARNING: ThreadSanitizer|ThreadSanitizer: |FATAL: ThreadSanitizer/;
@@ -134,4 +159,52 @@ export function asanEnv(): Record<string, string> {
     ASAN_OPTIONS: 'detect_leaks=0:halt_on_error=1:abort_on_error=0',
     UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1',
   };
+}
+
+/** The command line that runs prog with the TSan shim under pdrun: pdrun
+ * starts /usr/bin/env (with its ordinary shim, harmless there), which replaces
+ * LD_PRELOAD with the TSan shim *first* and the TSan runtime after it. Shim
+ * first matters: with libtsan first, the application's blocking calls
+ * (epoll_wait, poll, recv, accept...) enter TSan's interceptors, which call the
+ * shim inside BLOCK_REAL with interceptors ignored, so the shim's own
+ * pthread_mutex_lock calls there are invisible to TSan and every access under
+ * those locks is reported as a race (false positives). With the shim first, it
+ * runs before TSan's interceptors and calls them as its "real" libc. The TSan
+ * runtime is never loaded into pdrun (node) itself. */
+export function tsanCommand(prog: string, args: string[]): { cmd: string; args: string[] } {
+  return {
+    cmd: '/usr/bin/env',
+    args: [
+      `LD_PRELOAD=${SHIM_TSAN} ${gccRuntime('libtsan.so')}`,
+      'TSAN_OPTIONS=halt_on_error=0 second_deadlock_stack=1 history_size=4',
+      prog,
+      ...args,
+    ],
+  };
+}
+
+/** The shared objects mapped by the descendants of pid (pdrun -> env -> the
+ * program) whose command name is comm: proof that a preload really loaded. */
+export function mappedLibs(pid: number, comm: string): string[] {
+  const libs = new Set<string>();
+  const visit = (p: number, depth: number): void => {
+    if (depth > 4) return;
+    try {
+      if (readFileSync(`/proc/${p}/comm`, 'utf8').trim() === comm) {
+        for (const line of readFileSync(`/proc/${p}/maps`, 'utf8').split('\n')) {
+          const f = line.split(/\s+/)[5];
+          if (f && f.includes('.so')) libs.add(f);
+        }
+      }
+      for (const t of readdirSync(`/proc/${p}/task`)) {
+        for (const c of readFileSync(`/proc/${p}/task/${t}/children`, 'utf8').trim().split(/\s+/)) {
+          if (c) visit(Number(c), depth + 1);
+        }
+      }
+    } catch {
+      /* exited meanwhile */
+    }
+  };
+  visit(pid, 0);
+  return [...libs];
 }
