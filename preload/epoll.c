@@ -54,6 +54,8 @@ struct pd_ep {
 	uint32_t spin_ns;     /* adaptive spin budget before arming */
 	int sleepers;         /* threads asleep in the kernel on this set */
 	bool kernel_idle;     /* the last kernel wait returned nothing */
+	int plain_regs;       /* registrations not (yet) in ring mode */
+	int session_fd;       /* our session socket as registered in this set, or -1 */
 };
 
 /* Rounds answered from the rings may skip the kernel (its other fds: a
@@ -118,6 +120,7 @@ static struct pd_ep *ep_get(int epfd, bool create)
 	struct pd_ep *ep = pd_fd_aux(epfd);
 	if (ep || !create || epfd < 0) return ep;
 	ep = calloc(1, sizeof *ep);
+	if (ep) ep->session_fd = -1;
 	if (ep && pd_fd_set_aux(epfd, ep) < 0) {
 		free(ep);
 		return NULL;
@@ -172,6 +175,7 @@ static void reg_drop(struct pd_ep *ep, struct pd_epreg *r)
 			break;
 		}
 	if (r->mode == MODE_RING) ep->ring_regs--;
+	else ep->plain_regs--;
 	conn_unlink(r);
 	r->live = 0;
 	r->magic = 0;
@@ -190,6 +194,7 @@ static void reg_to_ring(struct pd_ep *ep, struct pd_epreg *r)
 	}
 	r->mode = MODE_RING;
 	ep->ring_regs++;
+	ep->plain_regs--;
 	r->out_in_kernel = sock_events(r) & EPOLLOUT;
 	kctl(r->epfd, EPOLL_CTL_MOD, r->fd, sock_events(r), tag(r, KIND_SOCK));
 	/* a waiter already asleep in this set has not armed this connection:
@@ -318,6 +323,7 @@ PD_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 		} else {
 			reg->next_ep = ep->regs;
 			ep->regs = reg;
+			ep->plain_regs++;
 			reg_refresh(ep, reg);
 		}
 	} else if (op == EPOLL_CTL_MOD && reg && reg->zombie) {
@@ -470,6 +476,12 @@ static void disarm_all(struct armset *arms)
 	arms->n = 0;
 }
 
+/* Data of our session socket's registration in an application's set: it
+ * wakes a sleeping epoll_wait when the controller sends an assignment, so a
+ * connection idle in that set still attaches (and upgrades). */
+static const char session_sentinel;
+#define SESSION_TAG ((uint64_t)(uintptr_t)&session_sentinel | 3u)
+
 /* Translate what the kernel returned into ev[have..]; drops our doorbell
  * events that mean nothing for the application, merges one registration's
  * events into one. */
@@ -478,6 +490,7 @@ static int translate(int epfd, struct epoll_event *ev, int n, int have)
 	int out = have;
 	for (int i = 0; i < n; i++) {
 		struct epoll_event k = ev[have + i];
+		if (k.data.u64 == SESSION_TAG) continue; /* the controller wrote: handled next round */
 		int kind;
 		struct pd_epreg *r = NULL;
 		int is = reg_from_tag(k.data.u64, epfd, &kind, &r);
@@ -527,6 +540,37 @@ static int spin_rings(struct pd_ep *ep, struct epoll_event *out, int max)
 	return 0;
 }
 
+/* Under ep_lock: connections of the set still on their way to a ring, with
+ * a reference each (at most cap). Also registers the session socket. */
+static int collect_pending(struct pd_ep *ep, int epfd, struct pd_conn **out, int cap)
+{
+	if (ep->plain_regs <= 0) return 0;
+	int sfd = pd_session_fd();
+	if (sfd >= 0 && sfd != ep->session_fd &&
+	    kctl(epfd, EPOLL_CTL_ADD, sfd, EPOLLIN | EPOLLET, SESSION_TAG) == 0)
+		ep->session_fd = sfd;
+	int n = 0;
+	for (struct pd_epreg *r = ep->regs; r && n < cap; r = r->next_ep) {
+		if (r->mode != MODE_PLAIN || r->zombie) continue;
+		reg_refresh(ep, r);
+		if (r->mode != MODE_PLAIN || !r->conn) continue;
+		int st = __atomic_load_n(&r->conn->state, __ATOMIC_ACQUIRE);
+		if (st == PD_CS_TCP || st == PD_CS_ATTACHED) continue;
+		__atomic_add_fetch(&r->conn->refs, 1, __ATOMIC_ACQ_REL); /* linked to a reg: alive */
+		out[n++] = r->conn;
+	}
+	return n;
+}
+
+/* Outside ep_lock: report what connected, read assignments, attach. */
+static void progress_pending(struct pd_conn **v, int n)
+{
+	for (int i = 0; i < n; i++) {
+		pd_conn_progress(v[i]);
+		pd_conn_put(v[i]);
+	}
+}
+
 static int remaining_ms(int timeout, uint64_t start)
 {
 	if (timeout < 0) return -1;
@@ -550,6 +594,21 @@ static int ep_wait(int epfd, struct epoll_event *events, int max, int timeout, k
 			pthread_mutex_unlock(&ep_lock);
 			free(arms.v);
 			return kwait(epfd, events, max, timeout, arg);
+		}
+		if (ep->plain_regs > 0) {
+			struct pd_conn *pend[64];
+			int np = collect_pending(ep, epfd, pend, 64);
+			if (np > 0) {
+				pthread_mutex_unlock(&ep_lock);
+				progress_pending(pend, np);
+				pthread_mutex_lock(&ep_lock);
+				ep = ep_get(epfd, false);
+				if (!ep) {
+					pthread_mutex_unlock(&ep_lock);
+					free(arms.v);
+					return kwait(epfd, events, max, timeout, arg);
+				}
+			}
 		}
 		batch_seq++;
 		int n = scan_rings(ep, events, max, NULL);

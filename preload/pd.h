@@ -119,6 +119,7 @@ void pd_session_report(struct pd_conn *c, int origin);
 void pd_session_closed(struct pd_conn *c);
 void pd_session_poll(void);                     /* read pending assignments, no block */
 void pd_session_touch(void);                    /* open the session if not yet open */
+int pd_session_fd(void);                        /* the session socket, or -1 */
 void pd_session_atfork_prepare(void);
 void pd_session_atfork_parent(void);
 void pd_session_atfork_child(void);

@@ -160,6 +160,11 @@ void pd_session_report(struct pd_conn *c, int origin)
 	pd_debug("reported conn %llu fd %d origin %d", (unsigned long long)c->id, c->sock, origin);
 }
 
+int pd_session_fd(void)
+{
+	return __atomic_load_n(&S.state, __ATOMIC_ACQUIRE) == SS_OPEN ? S.fd : -1;
+}
+
 void pd_session_touch(void)
 {
 	if (pd_cfg.no_controller || __atomic_load_n(&S.state, __ATOMIC_ACQUIRE) == SS_OPEN) return;
