@@ -112,6 +112,9 @@ async function runOne(sc: Scenario, c: Case, variant: Variant, rep: number, o: H
     await Promise.all(procs.filter((p) => !p.done).map((p) => p.stop(5000)));
     for (const p of procs) p.kill();
   }
+  // a failed run keeps what every one of its processes said (the server's log
+  // often tells why a client failed)
+  if (!sample.ok) sample.error += `\n${procs.map((p) => p.describe()).join('\n')}`;
   sample.seconds = (Date.now() - t0) / 1000;
   const ctlCpu1 = ctl?.cpuSeconds() ?? null;
   if (watch) {

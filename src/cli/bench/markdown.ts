@@ -23,7 +23,8 @@ export function caseTable(s: CaseSummary): string {
   const ns = s.variants.map((v) => `${VARIANTS[v].letter} ${s.rows[0]?.cells[v]?.n ?? 0}`).join(', ');
   out += `\nmedians of ${ns} run(s)`;
   if (pdVariants.length > 0) {
-    if (s.ringRuns.runs === 0) out += '; pdrun transport: no pdrun run completed';
+    if (s.ringRuns.runs === 0 && s.ringRuns.unchecked > 0) out += '; pdrun transport not checked (connections too short-lived to upgrade)';
+    else if (s.ringRuns.runs === 0) out += '; pdrun transport: no pdrun run completed';
     else if (ringOk) out += `; pdrun's connections were seen on the ring in ${s.ringRuns.verified}/${s.ringRuns.runs} runs`;
     else out += `; † pdrun's connections were NOT all on the ring in ${s.ringRuns.runs - s.ringRuns.verified}/${s.ringRuns.runs} runs: ${s.ringRuns.notes.join('; ')}`;
   }

@@ -25,8 +25,8 @@ export interface CaseSummary {
   commands: string[];
   variants: VariantId[];
   rows: MetricRow[];
-  /** pdrun runs whose connections were seen on the ring as expected, of all pdrun runs */
-  ringRuns: { verified: number; runs: number; notes: string[] };
+  /** pdrun runs whose connections were seen on the ring as expected, of the pdrun runs checked (short-lived connections are not) */
+  ringRuns: { verified: number; runs: number; unchecked: number; notes: string[] };
   failures: number;
 }
 
@@ -45,7 +45,8 @@ export function summarise(sc: Scenario, c: Case, samples: readonly Sample[], qui
     for (const v of variants) if (v !== 'kernel' && base) ratios[v] = cells[v]!.median / base;
     return { metric, cells, ratios };
   });
-  const pd = mine.filter((s) => s.ok && VARIANTS[s.variant].pdrun && s.transport);
+  const pdAll = mine.filter((s) => s.ok && VARIANTS[s.variant].pdrun && s.transport);
+  const pd = pdAll.filter((s) => s.transport!.expected !== null);
   const notes: string[] = [];
   for (const s of pd) {
     const t = s.transport!;
@@ -61,7 +62,7 @@ export function summarise(sc: Scenario, c: Case, samples: readonly Sample[], qui
     commands: c.commands(quick),
     variants,
     rows: rows.filter((r) => Object.values(r.cells).some((x) => x && x.n > 0)),
-    ringRuns: { verified: pd.filter((s) => s.transport!.verified).length, runs: pd.length, notes },
+    ringRuns: { verified: pd.filter((s) => s.transport!.verified).length, runs: pd.length, unchecked: pdAll.length - pd.length, notes },
     failures: mine.filter((s) => !s.ok).length,
   };
 }
