@@ -269,7 +269,10 @@ export class ConnectionTable {
     const pidfds: number[] = [];
     try {
       for (let i = 0; i < 4; i++) bells.push(eventfd());
-      pidfds.push(pidfdOpen(second.session.pid), pidfdOpen(first.session.pid));
+      // One at a time: when the second fails (that process has exited and
+      // been reaped: ESRCH), the first must be in the array to be closed.
+      pidfds.push(pidfdOpen(second.session.pid));
+      pidfds.push(pidfdOpen(first.session.pid));
     } catch (e) {
       for (const fd of [...bells, ...pidfds]) closeQuietly(fd);
       this.pool.release(leased.arena, leased.index);
