@@ -71,7 +71,7 @@ static void session_down_locked(const char *why, int err)
 	S.fd = -1;
 	if (S.page) munmap(S.page, PD_SESSION_PAGE_SIZE);
 	__atomic_store_n(&S.page, NULL, __ATOMIC_RELEASE);
-	S.seen = 0;
+	__atomic_store_n(&S.seen, 0, __ATOMIC_RELAXED);
 	/* reports to the old session will never be answered */
 	for (struct pd_conn *c = S.pending; c; c = c->next_pending) {
 		__atomic_store_n(&c->state, PD_CS_TCP, __ATOMIC_RELEASE);
@@ -389,9 +389,9 @@ void pd_session_poll(void)
 		if (seq == __atomic_load_n(&S.seen, __ATOMIC_RELAXED)) return;
 	}
 	if (pthread_mutex_trylock(&S.lock) != 0) return;
-	if (p && S.page == p) S.seen = seq;
+	if (p && S.page == p) __atomic_store_n(&S.seen, seq, __ATOMIC_RELAXED);
 	drain_locked();
-	if (!p && S.page) S.seen = 0; /* page just arrived: next poll compares */
+	if (!p && S.page) __atomic_store_n(&S.seen, 0, __ATOMIC_RELAXED); /* page just arrived: next poll compares */
 	pthread_mutex_unlock(&S.lock);
 }
 

@@ -10,7 +10,7 @@ const samples: Message[] = [
   { type: 'hello', protoVersion: 1, pid: 1234, flags: 0 },
   { type: 'hello-ack', protoVersion: 1, sessionId: 9 },
   { type: 'conn-report', connId: 0xffff_ffff_ffffn, origin: 2 },
-  { type: 'assign', connId: 5n, arenaId: 3n, arenaSize: 6291456n, slotIndex: 10, role: 1, generation: 77 },
+  { type: 'assign', connId: 5n, arenaId: 3n, arenaSize: 6291456n, slotIndex: 10, role: 1, generation: 77, ringSize: 262144 },
   { type: 'decline', connId: 5n, reason: 4 },
   { type: 'conn-closed', connId: 2n ** 64n - 1n },
 ];
