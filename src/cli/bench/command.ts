@@ -1,7 +1,7 @@
 // The `pd bench` subcommand: its flags, checked, then run.ts.
 import type { Command } from 'commander';
 import { BenchError } from './errors.js';
-import { listScenarios, runBench, type BenchOptions } from './run.js';
+import { listScenarios, reportFromJson, runBench, type BenchOptions } from './run.js';
 import { VARIANTS, type VariantId } from './types.js';
 
 function parseOptions(flags: Record<string, unknown>): BenchOptions {
@@ -20,17 +20,24 @@ export function registerBench(program: Command): void {
   program
     .command('bench')
     .description('A/B of real applications in one run: kernel TCP (A), under pdrun (B), Unix sockets (C); `pd bench list` shows the scenarios')
-    .argument('<scenario>', 'redis, latency, throughput, connect-rate, nginx, memcached, ..., echo, all, or a comma-separated list; list')
+    .argument('<scenario>', 'redis, latency, throughput, connect-rate, nginx, memcached, allreduce, containers, echo, all, or a comma-separated list; `list`; `report FILE.json` re-renders an earlier run')
+    .argument('[file]', 'for `report`: the JSON of an earlier run')
     .option('--reps <n>', 'repetitions (each runs every variant once, alternating)', '3')
     .option('--json <file>', 'write the JSON here (default bench/results/<scenario>-<date>.json; the SVG goes next to it)')
     .option('--quick', 'short runs: a smoke test, not a measurement')
     .option('--variants <list>', `only these variants (${Object.keys(VARIANTS).join(',')})`)
-    .action(async (scenario: string, flags: Record<string, unknown>) => {
+    .action(async (scenario: string, file: string | undefined, flags: Record<string, unknown>) => {
       try {
         if (scenario === 'list') {
           process.stdout.write(listScenarios());
           return;
         }
+        if (scenario === 'report') {
+          if (!file) throw new BenchError('PD_E_BENCH_USAGE', 'pd bench report needs the JSON file of a run');
+          process.exitCode = reportFromJson(file);
+          return;
+        }
+        if (file) throw new BenchError('PD_E_BENCH_USAGE', `unexpected argument '${file}'`);
         process.exitCode = await runBench(scenario, parseOptions(flags));
       } catch (e) {
         process.stderr.write(`pd bench: ${e instanceof Error ? e.message : String(e)}\n`);

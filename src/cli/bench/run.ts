@@ -1,13 +1,13 @@
 // `pd bench SCENARIO`: run the scenarios, print the tables, write JSON and SVG.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BenchController } from './controller.js';
 import { BenchError } from './errors.js';
 import { pendingTeardowns, runScenario, type Sample } from './harness.js';
 import { caseTable } from './markdown.js';
-import { describeMachine, gitRevision, machine } from './machine.js';
+import { describeMachine, gitRevision, machine, type Machine } from './machine.js';
 import { ECHO_AB, RESULTS_DIR, ROOT } from './paths.js';
 import { SCENARIOS, findScenario } from './scenarios/index.js';
 import { killAllProcs } from './spawn.js';
@@ -145,23 +145,69 @@ export async function runBench(spec: string, o: BenchOptions): Promise<number> {
   const git = gitRevision();
   const m = machine(runnable.flatMap((s) => Object.values(s.needs)), loadAtStart);
   const command = `pd bench ${process.argv.slice(3).join(' ')}`.trim();
-  let md = `## pd bench ${runnable.map((s) => s.id).join(', ')}, ${date.toISOString()} (git ${git.rev}${git.dirty ? '+dirty' : ''})\n\n`;
-  md += 'A = kernel TCP over 127.0.0.1, B = server and client both under pdrun, C = Unix domain sockets (where the application has them). ';
-  md += `Runs alternate A, B(, C) within each of ${o.reps} repetition(s), each with fresh processes; the table shows medians. `;
-  md += 'CPU = user+system seconds of every server and client process (getrusage of their trees) plus, for B, the controller\'s.\n\n';
-  for (const s of summaries) md += `${caseTable(s)}\n`;
-  md += `machine: ${describeMachine(m)}; ${Object.entries(m.packages).map(([p, v]) => `${p} ${v}`).join(', ')}\n`;
-  md += `reproduce: \`${command}\` (after \`npm run build\`), or \`npm run bench\`\n`;
-  if (skipped.length) md += `\nskipped: ${skipped.join('; ')}\n`;
-  process.stdout.write(md);
-
+  const doc: BenchDoc = { date: date.toISOString(), git: git.rev, dirty: git.dirty, command, options: o, machine: m, summaries, samples, skipped };
+  process.stdout.write(renderMarkdown(doc));
   const base = o.json ?? path.join(RESULTS_DIR, `${runnable.map((s) => s.id).join('+')}-${stamp(date)}.json`);
   mkdirSync(path.dirname(base), { recursive: true });
-  const doc = { date: date.toISOString(), git: git.rev, dirty: git.dirty, command, options: o, machine: m, summaries, samples, skipped };
   writeFileSync(base, `${JSON.stringify(doc, null, 2)}\n`);
-  const svgFile = base.replace(/\.json$/, '') + '.svg';
-  writeFileSync(svgFile, ratioChart(summaries, `pd bench ${runnable.map((s) => s.id).join(', ')}`));
+  const svgFile = writeChart(doc, base);
   log(`wrote ${path.relative(process.cwd(), base)} and ${path.relative(process.cwd(), svgFile)}`);
   if (samples.some((s) => !s.ok)) status = 1;
   return status;
+}
+
+export interface BenchDoc {
+  date: string;
+  git: string;
+  dirty: boolean;
+  command: string;
+  options: BenchOptions;
+  machine: Machine;
+  summaries: CaseSummary[];
+  samples: Sample[];
+  skipped: string[];
+}
+
+function scenarioIds(doc: BenchDoc): string[] {
+  return [...new Set(doc.samples.map((s) => s.scenario))];
+}
+
+export function renderMarkdown(doc: BenchDoc): string {
+  let md = `## pd bench ${scenarioIds(doc).join(', ')}, ${doc.date} (git ${doc.git}${doc.dirty ? '+dirty' : ''})\n\n`;
+  md += 'A = kernel TCP over 127.0.0.1, B = server and client both under pdrun, C = Unix domain sockets (where the application has them). ';
+  md += `Runs alternate A, B(, C) within each of ${doc.options.reps} repetition(s), each with fresh processes; the table shows medians. `;
+  md += "CPU = user+system seconds of every server and client process (getrusage of their trees) plus, for B, the controller's.\n\n";
+  for (const s of doc.summaries) md += `${caseTable(s)}\n`;
+  md += `machine: ${describeMachine(doc.machine)}; ${Object.entries(doc.machine.packages).map(([p, v]) => `${p} ${v}`).join(', ')}\n`;
+  md += `reproduce: \`${doc.command}\` (after \`npm run build\`), or \`npm run bench\`\n`;
+  if (doc.skipped.length) md += `\nskipped: ${doc.skipped.join('; ')}\n`;
+  return md;
+}
+
+/** Writes the SVG next to the JSON file; returns its path. */
+function writeChart(doc: BenchDoc, jsonFile: string): string {
+  const svgFile = `${jsonFile.replace(/\.json$/, '')}.svg`;
+  writeFileSync(svgFile, ratioChart(doc.summaries, `pd bench ${scenarioIds(doc).join(', ')}`));
+  return svgFile;
+}
+
+/** `pd bench report FILE.json`: the tables and chart again, from the samples of an earlier run. */
+export function reportFromJson(file: string): number {
+  let doc: BenchDoc;
+  try {
+    doc = JSON.parse(readFileSync(file, 'utf8')) as BenchDoc;
+  } catch (e) {
+    throw new BenchError('PD_E_BENCH_USAGE', `cannot read ${file}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  const quick = doc.options?.quick === true;
+  doc.summaries = [];
+  for (const id of scenarioIds(doc)) {
+    const sc = findScenario(id);
+    if (!sc) continue;
+    for (const c of sc.cases) if (doc.samples.some((s) => s.scenario === id && s.case === c.id)) doc.summaries.push(summarise(sc, c, doc.samples, quick));
+  }
+  doc.machine.load ??= { start: NaN, end: NaN };
+  process.stdout.write(renderMarkdown(doc));
+  log(`wrote ${path.relative(process.cwd(), writeChart(doc, file))}`);
+  return 0;
 }

@@ -54,9 +54,10 @@ export function ratioChart(summaries: readonly CaseSummary[], title: string): st
       return item;
     })
     .join('');
+  const heading = `${title}: median relative to kernel TCP (A = 1x), log scale`;
   return (
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${left + width + 90}" height="${h}" font-family="sans-serif" font-size="11">\n` +
-    `<text x="8" y="14" font-weight="bold">${esc(title)}: median relative to kernel TCP (A = 1x), log scale</text>\n` +
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${Math.max(left + width + 90, Math.ceil(heading.length * (charW + 0.6)) + 16)}" height="${h}" font-family="sans-serif" font-size="11">\n` +
+    `<text x="8" y="14" font-weight="bold">${esc(heading)}</text>\n` +
     `${legend}\n${grid.join('\n')}\n${parts.join('\n')}\n</svg>\n`
   );
 }
