@@ -44,7 +44,8 @@ struct pd_dir_ctrl {
 	uint64_t tx_tcp_bytes; /* bytes the sender sent by TCP before switching */
 	uint32_t switched; /* 1 once the sender writes only to the ring (release after tx_tcp_bytes) */
 	uint32_t wr_closed; /* 1 once the sender will write no more (its last reference closed) */
-	uint8_t _pad0[40];
+	uint32_t tx_owner; /* writer lock between the processes sharing the sending end after fork() (0 = free) */
+	uint8_t _pad0[36];
 	uint64_t tail; /* free-running count of bytes consumed from the ring */
 	uint32_t rd_closed; /* 1 once the receiver will read no more (its last reference closed) */
 	uint8_t _pad1[52];
@@ -57,6 +58,7 @@ _Static_assert(offsetof(struct pd_dir_ctrl, head) == 0, "pd_dir_ctrl.head");
 _Static_assert(offsetof(struct pd_dir_ctrl, tx_tcp_bytes) == 8, "pd_dir_ctrl.tx_tcp_bytes");
 _Static_assert(offsetof(struct pd_dir_ctrl, switched) == 16, "pd_dir_ctrl.switched");
 _Static_assert(offsetof(struct pd_dir_ctrl, wr_closed) == 20, "pd_dir_ctrl.wr_closed");
+_Static_assert(offsetof(struct pd_dir_ctrl, tx_owner) == 24, "pd_dir_ctrl.tx_owner");
 _Static_assert(offsetof(struct pd_dir_ctrl, tail) == 64, "pd_dir_ctrl.tail");
 _Static_assert(offsetof(struct pd_dir_ctrl, rd_closed) == 72, "pd_dir_ctrl.rd_closed");
 _Static_assert(offsetof(struct pd_dir_ctrl, reader_armed) == 128, "pd_dir_ctrl.reader_armed");

@@ -299,6 +299,38 @@ static void raise_sigpipe(int flags)
 	if (!(flags & MSG_NOSIGNAL)) pthread_kill(pthread_self(), SIGPIPE);
 }
 
+/* After fork() both processes may write the same upgraded socket, as TCP
+ * allows. The ring has one producer: forked writers take tx_owner in the
+ * slot around each chunk and resync their private head from the shared one.
+ * (A connection not yet switched at the fork stays on TCP for sending:
+ * the two processes' TCP byte counts would disagree.) */
+static bool fork_tx_lock(struct pd_conn *c)
+{
+	uint32_t me = (uint32_t)getpid();
+	uint64_t give_up = 0;
+	for (int i = 0;; i++) {
+		uint32_t z = 0;
+		if (__atomic_compare_exchange_n(&c->txd->tx_owner, &z, me, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) break;
+		if (i < 64) {
+			pd_cpu_relax();
+			continue;
+		}
+		/* held for a second: its holder died mid-chunk, or the memory was
+		 * scribbled on; either way the connection cannot go on */
+		uint64_t now = pd_now_ns();
+		if (!give_up) give_up = now + 1000000000ull;
+		else if (now > give_up) return false;
+		sched_yield();
+	}
+	c->tx_head = pd_load_acquire(&c->txd->head);
+	return true;
+}
+
+static void fork_tx_unlock(struct pd_conn *c)
+{
+	__atomic_store_n(&c->txd->tx_owner, 0, __ATOMIC_RELEASE);
+}
+
 static ssize_t ring_send(struct pd_conn *c, const struct iovec *iov, int iovcnt, int flags)
 {
 	size_t total = pd_iov_len(iov, iovcnt);
@@ -321,6 +353,7 @@ static ssize_t ring_send(struct pd_conn *c, const struct iovec *iov, int iovcnt,
 			raise_sigpipe(flags);
 			return -EPIPE;
 		}
+		if (PD_UNLIKELY(c->forked)) c->tx_head = pd_load_acquire(&c->txd->head); /* another process may have written */
 		uint64_t tail = pd_load_acquire(&c->txd->tail); /* acquire: the reader is done with those bytes */
 		uint64_t used = c->tx_head - tail;
 		if (PD_UNLIKELY(used > size)) return conn_reset(c, "peer published a tail past the head");
@@ -329,9 +362,19 @@ static ssize_t ring_send(struct pd_conn *c, const struct iovec *iov, int iovcnt,
 			size_t n = total - done;
 			if (n > space) n = space;
 			if (n > chunk) n = chunk;
+			if (PD_UNLIKELY(c->forked)) {
+				if (!fork_tx_lock(c)) return done ? (ssize_t)done : conn_reset(c, "the shared writer lock is stuck");
+				used = c->tx_head - pd_load_acquire(&c->txd->tail);
+				if (used > size || size - (size_t)used < n) { /* the other process wrote meanwhile */
+					fork_tx_unlock(c);
+					if (used > size) return conn_reset(c, "peer published a tail past the head");
+					continue;
+				}
+			}
 			copy_to_ring(c->tx_buf, size, c->tx_head, &cu, n);
 			c->tx_head += n;
 			pd_store_release(&c->txd->head, c->tx_head); /* release: the bytes before the index */
+			if (PD_UNLIKELY(c->forked)) fork_tx_unlock(c);
 			wake_reader(c);
 			done += n;
 			if (done == total) return (ssize_t)done;
@@ -352,7 +395,7 @@ static ssize_t ring_send(struct pd_conn *c, const struct iovec *iov, int iovcnt,
 static bool tx_use_ring(struct pd_conn *c, int flags, const struct msghdr *orig)
 {
 	if (PD_LIKELY(c->tx_switched)) return true;
-	if (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) != PD_CS_ATTACHED || c->wr_shut ||
+	if (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) != PD_CS_ATTACHED || c->wr_shut || c->forked ||
 	    (orig && orig->msg_controllen) || (flags & MSG_OOB) ||
 	    !pd_load_acquire(c->role == 0 ? &c->slot->attached1 : &c->slot->attached0))
 		return false;
@@ -642,7 +685,7 @@ uint32_t pd_conn_ring_events(struct pd_conn *c, uint64_t *head, uint64_t *tail)
 	if (__atomic_load_n(&c->tx_switched, __ATOMIC_ACQUIRE)) {
 		/* as TCP: a closed peer leaves the socket writable; its error
 		 * comes from the kernel socket (RST), which the caller merges */
-		if (peer_gone(c)) ev |= EPOLLOUT;
+		if (peer_gone(c)) ev |= EPOLLOUT | (__atomic_load_n(&c->epipe_next, __ATOMIC_RELAXED) ? EPOLLHUP : 0);
 		else if (th - tt < c->ring_size) ev |= EPOLLOUT;
 	}
 	if (head) *head = h;

@@ -104,6 +104,7 @@ export const DIR_CTRL: StructDef = {
     ['tx_tcp_bytes', 'u64', 8, 'bytes the sender sent by TCP before switching'],
     ['switched', 'u32', 16, '1 once the sender writes only to the ring (release after tx_tcp_bytes)'],
     ['wr_closed', 'u32', 20, '1 once the sender will write no more (its last reference closed)'],
+    ['tx_owner', 'u32', 24, 'writer lock between the processes sharing the sending end after fork() (0 = free)'],
     // consumer line (written by the receiver only)
     ['tail', 'u64', 64, 'free-running count of bytes consumed from the ring'],
     ['rd_closed', 'u32', 72, '1 once the receiver will read no more (its last reference closed)'],

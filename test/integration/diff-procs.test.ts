@@ -18,7 +18,6 @@ const CASES: Scenario[] = [
 // run as expected failures: when the shim learns them, they fail and must move
 // back to the plain list.
 const KNOWN: Record<string, string> = {
-  'fork-both': 'after fork, two processes writing one upgraded socket break the single-producer ring (the connection is reset)',
 };
 
 for (const c of CASES) {
