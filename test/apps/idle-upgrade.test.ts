@@ -17,10 +17,9 @@ it('upgrades connections that are idle when their assignment arrives', async () 
   const port = Number((await server.waitStdout(/^port (\d+)\n/, 20_000))[1]);
   // warm-up 0: asyncio's non-blocking connect (EINPROGRESS, epoll for
   // EPOLLOUT, getsockopt SO_ERROR), then the client waits on stdin and the
-  // server in epoll_wait. Today the client end is only reported at its first
-  // send/recv, and an end that is asleep in epoll_wait when its ASSIGN arrives
-  // only attaches at its next call on the socket (with warm-up 1 this fails
-  // whenever the ASSIGN comes after the last echo, most of the time).
+  // server in epoll_wait. Before 68a70b0 the client end was only reported at
+  // its first send/recv, and an end asleep in epoll_wait when its ASSIGN
+  // arrived attached only at its next call on the socket.
   const client = spawnProc(python3(), [SCRIPT, 'client', String(port), '0'], { ...opts, stdinPipe: true, name: 'pdrun python3 asyncio client' });
   const ready = await client.waitStdout(/^(\{"phase":\s*"ready".*\})\n/m, 30_000);
   const { locals } = JSON.parse(ready[1]!) as { locals: string[] };
