@@ -75,8 +75,9 @@ export async function killLoop(
     const kind: Kind = x < 0.4 ? 'external' : x < 0.7 ? 'self' : 'oneway';
     const self = kind !== 'external';
     // Skewed towards small counts, so the handover (the first few hundred KiB) is hit often.
-    const dieAfter = Math.floor(rnd() ** 3 * 16 * MiB);
-    const delayMs = Math.floor(rnd() ** 2 * 60);
+    const dieAfter = Math.floor(rnd() ** 2 * 16 * MiB);
+    // A third right after the connection (setup, report, handover), the rest later (on the ring).
+    const delayMs = rnd() < 0.33 ? Math.floor(rnd() * 5) : Math.floor(5 + rnd() * 80);
     const ctx = { seed, i, victim: victimRole, kind, ...(self ? { dieAfter } : { delayMs }) };
     const serverArgs = ['--tx-seed', String(seed * 2 + 1), '--rx-seed', String(seed * 2), '--timeout', '60'];
     const clientArgs = ['--tx-seed', String(seed * 2), '--rx-seed', String(seed * 2 + 1), '--timeout', '60'];
