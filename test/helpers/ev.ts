@@ -40,8 +40,20 @@ export async function startEvServer(mode: ServerMode, args: string[], opts: Spaw
     ...opts,
   });
   const m = await proc.waitStdout(/^port (\d+)\n/, 20_000);
+  if (opts.pdrun) expectShimLoaded(proc, 'ev_server');
   const port = Number(m[1]);
   return { proc, port, addr: `127.0.0.1:${port}` };
+}
+
+/** A program started under pdrun really maps a pipedevice shim. (ld.so only
+ * warns when a preload cannot be loaded, e.g. while libpd.so is being
+ * rebuilt, and the program then runs on plain TCP with no session.) */
+export function expectShimLoaded(proc: Proc, comm: string): void {
+  const libs = mappedLibs(proc.pid, comm);
+  expect(
+    libs.some((l) => /\/libpd[^/]*\.so$/.test(l)),
+    `${proc.name} (${comm}) runs without the pipedevice shim:\n${proc.stderr.slice(-2000)}\nmapped: ${libs.join(' ')}`,
+  ).toBe(true);
 }
 
 /** Rounds per connection: the first is mostly sent before the connection is
@@ -69,6 +81,7 @@ export async function holdEvClient(
     { name: `${opts.pdrun ? 'pdrun ' : ''}ev_client ${mode}`, stdinPipe: true, ...opts },
   );
   await proc.waitStdout(/^\{.*\}\n/, timeoutMs);
+  if (opts.pdrun) expectShimLoaded(proc, 'ev_client');
   const result = parseJsonLine<EvResult>(proc.stdout, proc.name);
   return { proc, result };
 }
@@ -98,8 +111,20 @@ export function allOnRing(s: PdStatus, locals: string[]): boolean {
   });
 }
 
+/** What to add to a failure message about the upgrade: the tail of the
+ * on-demand controller's log (next to its socket) and of the server's stderr. */
+export function upgradeContext(sock: string, server?: Proc): string {
+  let log = '';
+  try {
+    log = readFileSync(`${sock}.log`, 'utf8').split('\n').slice(-30).join('\n');
+  } catch {
+    log = '(no controller log)';
+  }
+  return `\n--- controller log ${sock}.log ---\n${log}${server ? `\n--- ${server.name} stderr ---\n${server.stderr.slice(-2000)}` : ''}`;
+}
+
 /** Assert allOnRing with a message that shows each connection's entry. */
-export function expectAllOnRing(s: PdStatus, locals: string[], what: string): void {
+export function expectAllOnRing(s: PdStatus, locals: string[], what: string, context = ''): void {
   const lines = locals.map((l) => {
     const c = connOf(s, l);
     return c
@@ -107,7 +132,7 @@ export function expectAllOnRing(s: PdStatus, locals: string[], what: string): vo
       : `${l}: not in pd status`;
   });
   const sessions = JSON.stringify(s.sessions);
-  expect(allOnRing(s, locals), `${what}: not every connection is on the ring both ways:\n${lines.join('\n')}\nsessions: ${sessions}`).toBe(true);
+  expect(allOnRing(s, locals), `${what}: not every connection is on the ring both ways:\n${lines.join('\n')}\nsessions: ${sessions}${context}`).toBe(true);
 }
 
 /** For the slow sanitizer builds, where the controller's assignment can take

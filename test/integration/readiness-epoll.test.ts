@@ -2,7 +2,7 @@
 import { expect, it } from 'vitest';
 import { MiB } from '../helpers/echo.js';
 import {
-  EV_CLIENT, EV_SERVER, allOnRing, expectAllOnRing, holdEvClient, releaseEvClient, startEvServer,
+  EV_CLIENT, EV_SERVER, allOnRing, upgradeContext, expectAllOnRing, holdEvClient, releaseEvClient, startEvServer,
   type ClientMode, type ServerMode,
 } from '../helpers/ev.js';
 import { pdStatusUntil } from '../helpers/pd.js';
@@ -30,7 +30,7 @@ for (const sm of SERVER_MODES) {
       // The connections moved data both ways and are now idle: the status must
       // show each of them upgraded, both directions switched, ring bytes both ways.
       const status = await pdStatusUntil(pd().sock, (st) => allOnRing(st, result.locals), 5_000);
-      expectAllOnRing(status, result.locals, `server ${sm}, client ${cm}`);
+      expectAllOnRing(status, result.locals, `server ${sm}, client ${cm}`, upgradeContext(pd().sock, server.proc));
 
       await releaseEvClient(client);
       await server.proc.waitOk(30_000);

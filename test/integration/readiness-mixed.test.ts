@@ -2,7 +2,7 @@
 import { expect, it } from 'vitest';
 import { MiB } from '../helpers/echo.js';
 import {
-  EV_CLIENT, EV_SERVER, allOnRing, connOf, expectAllOnRing, holdEvClient, releaseEvClient, startEvServer,
+  EV_CLIENT, EV_SERVER, allOnRing, upgradeContext, connOf, expectAllOnRing, holdEvClient, releaseEvClient, startEvServer,
   type ClientMode, type ServerMode,
 } from '../helpers/ev.js';
 import { pdStatusUntil } from '../helpers/pd.js';
@@ -32,7 +32,7 @@ for (const [sm, ringMode, plainMode] of CASES) {
     for (const c of [ringClient, plainClient]) expect(c.result).toMatchObject({ ok: true, conns: CONNS, bytes: BYTES });
 
     const status = await pdStatusUntil(pd().sock, (st) => allOnRing(st, ringClient.result.locals), 5_000);
-    expectAllOnRing(status, ringClient.result.locals, `pdrun client of server ${sm}`);
+    expectAllOnRing(status, ringClient.result.locals, `pdrun client of server ${sm}`, upgradeContext(pd().sock, server.proc));
     for (const l of plainClient.result.locals) {
       // the server end reported it; nothing ever matched it, so it is not on the ring
       const c = connOf(status, l);

@@ -2,7 +2,7 @@
 import { expect, it } from 'vitest';
 import { MiB } from '../helpers/echo.js';
 import {
-  EV_CLIENT, EV_SERVER, allOnRing, expectAllOnRing, holdEvClient, releaseEvClient, startEvServer,
+  EV_CLIENT, EV_SERVER, allOnRing, upgradeContext, expectAllOnRing, holdEvClient, releaseEvClient, startEvServer,
   type ClientMode, type ServerMode,
 } from '../helpers/ev.js';
 import { pdStatusUntil } from '../helpers/pd.js';
@@ -28,7 +28,7 @@ for (const sm of SERVER_MODES) {
       console.log(`server ${sm}, client ${cm}: ${CONNS} x ${BYTES} B each way in ${result.seconds.toFixed(3)} s`);
 
       const status = await pdStatusUntil(pd().sock, (st) => allOnRing(st, result.locals), 5_000);
-      expectAllOnRing(status, result.locals, `server ${sm}, client ${cm}`);
+      expectAllOnRing(status, result.locals, `server ${sm}, client ${cm}`, upgradeContext(pd().sock, server.proc));
 
       await releaseEvClient(client);
       await server.proc.waitOk(30_000);
