@@ -26,16 +26,32 @@
 // With --results FILE a section is appended to FILE (markdown), and the raw
 // numbers go to bench/results/soak-<date>.json. Exit status 0 only with zero errors.
 import { spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = path.join(ROOT, 'test', 'progs', 'bin');
-const PDRUN = path.join(ROOT, 'dist', 'cli', 'pdrun.js');
-const PD = path.join(ROOT, 'dist', 'cli', 'pd.js');
+// The soak runs from a snapshot of the build (dist/, the shim, the test
+// programs) taken after building: a rebuild of the working tree during the
+// 30 minutes (any test run rebuilds dist/) must not swap files under it.
+let SNAP = ROOT;
+let BIN = path.join(ROOT, 'test', 'progs', 'bin');
+let PDRUN = path.join(ROOT, 'dist', 'cli', 'pdrun.js');
+let PD = path.join(ROOT, 'dist', 'cli', 'pd.js');
+
+function snapshot() {
+  SNAP = mkdtempSync(path.join(os.tmpdir(), 'pdsoak-build-'));
+  for (const d of ['dist', 'preload', path.join('test', 'progs', 'bin')]) cpSync(path.join(ROOT, d), path.join(SNAP, d), { recursive: true });
+  cpSync(path.join(ROOT, 'package.json'), path.join(SNAP, 'package.json'));
+  symlinkSync(path.join(ROOT, 'node_modules'), path.join(SNAP, 'node_modules'));
+  BIN = path.join(SNAP, 'test', 'progs', 'bin');
+  PDRUN = path.join(SNAP, 'dist', 'cli', 'pdrun.js');
+  PD = path.join(SNAP, 'dist', 'cli', 'pd.js');
+}
 
 const args = { minutes: 0, kills: 0, results: null, seed: Date.now() % 100000 };
 for (let i = 2; i < process.argv.length; i++) {
@@ -126,7 +142,7 @@ async function soak(minutes) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'pdsoak-'));
   const sock = path.join(dir, 'pd.sock');
   const env = { PD_SOCKET: sock };
-  const { fetchStatus } = await import(pathToFileURL(path.join(ROOT, 'dist', 'control', 'client.js')).href);
+  const { fetchStatus } = await import(pathToFileURL(path.join(SNAP, 'dist', 'control', 'client.js')).href);
   const ctl = spawn(process.execPath, [PD, 'controller', '--idle-exit', '0'], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
   let ctlErr = '';
   ctl.stderr.on('data', (d) => (ctlErr = (ctlErr + d).slice(-50000)));
@@ -296,7 +312,9 @@ async function kills(n) {
 }
 
 function markdown(res) {
-  const lines = [`## Soak and faults (issue 5), ${res.date}`, '', `Machine: ${os.cpus().length} vCPU, ${os.release()}, load average at start ${res.load[0]}, at end ${res.load[1]}. Seed ${args.seed}.`, ''];
+  const lines = [`## Soak and faults (issue 5), ${res.date}`, '',
+    `At git \`${res.git}\`${res.dirty ? ' (plus uncommitted work in the shared tree)' : ''}. Machine: ${os.cpus().length} vCPU, ` +
+    `${os.release()}, load average ${res.load[0]} at the start and ${res.load[1]} at the end (other work ran on it too). Seed ${args.seed}.`, ''];
   if (res.soak) {
     const s = res.soak;
     const errs = s.errors.length;
@@ -318,7 +336,11 @@ function markdown(res) {
 
 async function main() {
   build();
-  const res = { date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), load: [os.loadavg()[0].toFixed(2)], killsN: args.kills };
+  snapshot();
+  log(`running from a snapshot of the build in ${SNAP}`);
+  const git = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).stdout.trim();
+  const dirty = spawnSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8' }).stdout.trim() !== '';
+  const res = { date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), git, dirty, load: [os.loadavg()[0].toFixed(2)], killsN: args.kills };
   if (args.minutes) res.soak = await soak(args.minutes);
   if (args.kills) res.kills = await kills(args.kills);
   res.load.push(os.loadavg()[0].toFixed(2));
@@ -329,6 +351,7 @@ async function main() {
   process.stdout.write(`${md}\n`);
   if (args.results) appendFileSync(args.results, `\n${md}\n`);
   log(`raw results in ${json}`);
+  if (SNAP !== ROOT) rmSync(SNAP, { recursive: true, force: true });
   const failed = (res.soak?.errors.length ?? 0) > 0 || Object.values(res.kills ?? {}).some((k) => !k.passed);
   process.exit(failed ? 1 : 0);
 }
