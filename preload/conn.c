@@ -162,7 +162,7 @@ void pd_conn_forget_fd(int fd)
 {
 	struct fd_chunk *ch = chunk_for(fd, false);
 	if (!ch) return;
-	ch->kind[fd % PD_FD_CHUNK] = PD_FK_UNKNOWN;
+	__atomic_store_n(&ch->kind[fd % PD_FD_CHUNK], PD_FK_UNKNOWN, __ATOMIC_RELAXED);
 	struct pd_conn *c = __atomic_exchange_n(&ch->conn[fd % PD_FD_CHUNK], NULL, __ATOMIC_ACQ_REL);
 	if (!c) return;
 	int left = __atomic_sub_fetch(&c->fds, 1, __ATOMIC_ACQ_REL);

@@ -256,6 +256,12 @@ void pd_ep_conn_gone(struct pd_conn *c)
 	while (c->epregs) {
 		struct pd_epreg *r = c->epregs;
 		struct pd_ep *ep = ep_get(r->epfd, false);
+		/* the doorbells stay open elsewhere (peer, controller): take them
+		 * out of the set ourselves, as closing the socket does for it */
+		if (r->mode == MODE_RING && c->efd_rx_self >= 0) {
+			kctl(r->epfd, EPOLL_CTL_DEL, c->efd_rx_self, 0, 0);
+			kctl(r->epfd, EPOLL_CTL_DEL, c->efd_tx_self, 0, 0);
+		}
 		if (ep) reg_drop(ep, r);
 		else conn_unlink(r);
 	}
@@ -611,12 +617,14 @@ static int ep_wait(int epfd, struct epoll_event *events, int max, int timeout, k
 			}
 		}
 		batch_seq++;
-		int n = scan_rings(ep, events, max, NULL);
+		/* when the kernel is due, the rings leave it one slot at least */
+		int rmax = max > 1 && (ep->kernel_skips >= KERNEL_SKIP_MAX || !ep->kernel_idle) ? max - 1 : max;
+		int n = scan_rings(ep, events, rmax, NULL);
 		int t = remaining_ms(timeout, start);
-		if (n == 0 && t != 0 && ep->ring_regs > 0) n = spin_rings(ep, events, max);
+		if (n == 0 && t != 0 && ep->ring_regs > 0) n = spin_rings(ep, events, rmax);
 		if (n == 0 && t != 0 && ep->ring_regs > 0) {
 			/* about to sleep: ask the peers to ring, then look again */
-			n = scan_rings(ep, events, max, &arms);
+			n = scan_rings(ep, events, rmax, &arms);
 		}
 		uint64_t now = pd_now_ns();
 		/* Rings ready: the kernel is asked too unless it had nothing for us
@@ -625,6 +633,7 @@ static int ep_wait(int epfd, struct epoll_event *events, int max, int timeout, k
 		 * set that is ready keeps being reported every round). */
 		if (n > 0 && (n == max || ep->kernel_idle) && ep->kernel_skips < KERNEL_SKIP_MAX &&
 		    now - ep->kernel_ns < KERNEL_SKIP_NS) {
+			/* (n == max: the kernel could not be given a slot anyway) */
 			ep->kernel_skips++;
 			pthread_mutex_unlock(&ep_lock);
 			disarm_all(&arms); /* armed, then found ready on the re-check */

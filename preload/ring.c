@@ -675,10 +675,12 @@ uint32_t pd_conn_ring_events(struct pd_conn *c, uint64_t *head, uint64_t *tail)
 {
 	uint32_t ev = 0;
 	if (slot_reset(c)) return EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP;
-	uint64_t h = pd_load_acquire(&c->rxd->head), t = pd_load_acquire(&c->rxd->tail);
-	uint64_t avail = h - t;
-	if (avail > c->ring_size) return EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP;
-	if (avail > 0) ev |= EPOLLIN;
+	/* tail first: head can only have grown since, so h - t never wraps on
+	 * a race with a reader thread; a difference past the ring size (ours
+	 * racing, or a scribbled index) reads as "data": the read that follows
+	 * validates and resets if it must */
+	uint64_t t = pd_load_acquire(&c->rxd->tail), h = pd_load_acquire(&c->rxd->head);
+	if (h != t) ev |= EPOLLIN;
 	if (pd_load_acquire(&c->rxd->wr_closed)) ev |= EPOLLIN | EPOLLRDHUP;
 	if (c->rd_shut) ev |= EPOLLIN | EPOLLRDHUP;
 	uint64_t th = pd_load_acquire(&c->txd->head), tt = pd_load_acquire(&c->txd->tail);

@@ -7,6 +7,8 @@ export interface TcpInfo {
   local: string;
   peer: string;
   bytesSent: number;
+  /** retransmitted bytes, counted in bytesSent too (loopback retransmits under load) */
+  bytesRetrans: number;
   bytesAcked: number;
   bytesReceived: number;
   raw: string;
@@ -21,7 +23,7 @@ export function ssAll(): TcpInfo[] {
     if (line.trim() === '') continue;
     if (!/^\s/.test(line)) {
       const f = line.trim().split(/\s+/);
-      cur = { state: f[0] ?? '', local: f[3] ?? '', peer: f[4] ?? '', bytesSent: 0, bytesAcked: 0, bytesReceived: 0, raw: line };
+      cur = { state: f[0] ?? '', local: f[3] ?? '', peer: f[4] ?? '', bytesSent: 0, bytesRetrans: 0, bytesAcked: 0, bytesReceived: 0, raw: line };
       out.push(cur);
     } else if (cur) {
       cur.raw += `\n${line}`;
@@ -30,6 +32,7 @@ export function ssAll(): TcpInfo[] {
         return m ? Number(m[1]) : 0;
       };
       cur.bytesSent += num('bytes_sent');
+      cur.bytesRetrans += num('bytes_retrans');
       cur.bytesAcked += num('bytes_acked');
       cur.bytesReceived += num('bytes_received');
     }
