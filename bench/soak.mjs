@@ -29,7 +29,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import {
   appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -86,12 +86,15 @@ function build() {
 }
 
 /** Runs a command to its end within timeoutMs; resolves {code, signal, stdout, stderr, timedOut}. */
-function run(cmd, argv, env, timeoutMs, input) {
+function run(cmd, argv, env, timeoutMs, input, onStdout) {
   return new Promise((resolve) => {
     const child = spawn(cmd, argv, { env: { ...process.env, ...env }, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], detached: true });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
+    child.stdout.on('data', (d) => {
+      stdout += d;
+      onStdout?.(stdout);
+    });
     child.stderr.on('data', (d) => (stderr = (stderr + d).slice(-20000)));
     if (input !== undefined) child.stdin.end(input);
     let timedOut = false;
@@ -165,7 +168,15 @@ async function soak(minutes) {
       env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'], detached: true,
     });
     redis.port = port;
-    await sleep(1000);
+    // Ready once it accepts a connection.
+    for (let i = 0; i < 400; i++) {
+      const up = await new Promise((resolve) => {
+        const c = connect(port, '127.0.0.1', () => { c.destroy(); resolve(true); });
+        c.on('error', () => resolve(false));
+      });
+      if (up) break;
+      await sleep(50);
+    }
   }
 
   const deadline = Date.now() + minutes * 60_000;
@@ -221,9 +232,19 @@ async function soak(minutes) {
     },
     async twoway() {
       const bytes = Math.floor((1 + rnd() * 127) * MiB);
-      const port = await freePort();
-      const s = run(process.execPath, [PDRUN, '--', path.join(BIN, 'fault_stream'), 'server', '--port', String(port), '--bytes', String(bytes), '--tx-seed', '11', '--rx-seed', '12', '--timeout', '300'], env, 320_000);
-      await sleep(300);
+      // The server picks its port and says it once listening: the client connects only then.
+      let port = 0;
+      const s = run(process.execPath, [PDRUN, '--', path.join(BIN, 'fault_stream'), 'server', '--bytes', String(bytes), '--tx-seed', '11', '--rx-seed', '12', '--timeout', '300'], env, 320_000,
+        undefined, (out) => {
+          const m = /^port (\d+)$/m.exec(out);
+          if (m) port = Number(m[1]);
+        });
+      for (let i = 0; i < 600 && !port; i++) await sleep(50);
+      if (!port) {
+        const sr = await s;
+        account('twoway', false, 0, `server never listened: ${describe(sr)}`);
+        return;
+      }
       const c = await pdrun('fault_stream', ['client', String(port), '--bytes', String(bytes), '--tx-seed', '12', '--rx-seed', '11', '--timeout', '300'], 320_000);
       const sr = await s;
       const jc = jsonOk(c);
