@@ -92,11 +92,19 @@ async function main(): Promise<number> {
     }
   }
 
-  const child = spawn(resolved.path, args, { stdio: 'inherit', env, argv0: cmd });
+  // The relay is in place before the child exists: a signal sent as soon as
+  // the program is up must not meet Node's defaults (SIGUSR1 would start
+  // the inspector and be lost).
   const foreground = [0, 1, 2].some((fd) => isatty(fd) && inForegroundOf(fd));
+  let child: ReturnType<typeof spawn> | null = null;
+  const early: NodeJS.Signals[] = [];
   for (const sig of RELAYED) {
     process.on(sig, () => {
       if (foreground && TTY_SIGNALS.includes(sig)) return; // the terminal already sent it to the child
+      if (!child) {
+        early.push(sig);
+        return;
+      }
       try {
         child.kill(sig);
       } catch {
@@ -104,12 +112,15 @@ async function main(): Promise<number> {
       }
     });
   }
+  child = spawn(resolved.path, args, { stdio: 'inherit', env, argv0: cmd });
+  for (const sig of early) child.kill(sig);
+  const started = child;
   return new Promise((resolve) => {
-    child.on('error', (e: NodeJS.ErrnoException) => {
+    started.on('error', (e: NodeJS.ErrnoException) => {
       stderr(`pdrun: ${cmd}: ${e.code === 'EACCES' ? 'permission denied' : errorMessage(e)}\n`);
       resolve(e.code === 'ENOENT' ? 127 : 126);
     });
-    child.on('exit', (code, signal) => {
+    started.on('exit', (code, signal) => {
       resolve(signal ? 128 + (osConstants.signals[signal] ?? 0) : code ?? 1);
     });
   });
