@@ -120,11 +120,16 @@ export function hugepages(): Hugepages {
 
 const NR_HUGEPAGES = '/proc/sys/vm/nr_hugepages';
 
-/** Reserves `extra` more 2 MiB pages (root only); returns a function that restores the old count. */
+/**
+ * Reserves `extra` more 2 MiB pages (root only); returns a function that gives
+ * them back. Relative both ways, so that runs on one machine that reserve
+ * pages at overlapping times do not leave a count behind (an absolute restore
+ * did: a later restore wrote back what an earlier run had added).
+ */
 export function reserveHugepages(extra: number): () => void {
-  const saved = Number(readFileSync(NR_HUGEPAGES, 'utf8').trim());
-  writeFileSync(NR_HUGEPAGES, `${saved + extra}\n`);
-  return () => writeFileSync(NR_HUGEPAGES, `${saved}\n`);
+  const now = () => Number(readFileSync(NR_HUGEPAGES, 'utf8').trim());
+  writeFileSync(NR_HUGEPAGES, `${now() + extra}\n`);
+  return () => writeFileSync(NR_HUGEPAGES, `${Math.max(0, now() - extra)}\n`);
 }
 
 /** Everything the controller accounts for, plus what the kernel says it holds. */
