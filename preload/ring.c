@@ -219,61 +219,55 @@ static bool spin(struct pd_conn *c, bool (*ready)(struct pd_conn *), uint32_t *b
 	return false;
 }
 
+/* The sleep both waits share: spin, count ourselves in *armed, fence,
+ * re-check, poll p[0..n) (p[bell] is our doorbell), uncount, drain the
+ * doorbell if it rang. Returns 0 when ready without sleeping or woken (the
+ * caller reads p[].revents, zero when it did not sleep), -EAGAIN when the
+ * socket's timeout for that direction expired, or -errno (EINTR as TCP would). */
+static int doorbell_wait(struct pd_conn *c, bool (*ready)(struct pd_conn *), uint32_t *spin_ns, uint32_t *armed,
+			 int timeo_opt, struct pollfd *p, int n, int bell)
+{
+	for (int i = 0; i < n; i++) p[i].revents = 0;
+	if (spin(c, ready, spin_ns)) return 0;
+	arm_add(armed, 1);
+	pd_fence_full(); /* orders the armed store before the re-check loads */
+	if (ready(c)) {
+		arm_add(armed, -1);
+		return 0;
+	}
+	int timeout = sock_timeout_ms(c, timeo_opt);
+	int r, e = 0;
+	while ((r = pd_real.poll(p, (nfds_t)n, timeout)) < 0 && errno == EINTR)
+		if (eintr_returns(c, timeo_opt)) {
+			errno = EINTR;
+			break;
+		}
+	if (r < 0) e = errno;
+	arm_add(armed, -1);
+	if (p[bell].revents) doorbell_drain(p[bell].fd);
+	if (r < 0) return -e;
+	return r == 0 ? -EAGAIN : 0;
+}
+
 /* Wait until rx_ready or the kernel socket is readable. Returns 0, -EAGAIN
  * (SO_RCVTIMEO expired) or another -errno. *sock_ev gets the socket's revents. */
 static int wait_rx(struct pd_conn *c, short *sock_ev)
 {
-	*sock_ev = 0;
-	if (spin(c, rx_ready, &c->rx_spin_ns)) return 0;
-	arm_add(&c->rxd->reader_armed, 1);
-	pd_fence_full(); /* orders the armed store before the re-check loads */
-	if (rx_ready(c)) {
-		arm_add(&c->rxd->reader_armed, -1);
-		return 0;
-	}
-	int timeout = sock_timeout_ms(c, SO_RCVTIMEO);
 	struct pollfd p[2] = { { .fd = c->sock, .events = POLLIN | POLLRDHUP }, { .fd = c->efd_rx_self, .events = POLLIN } };
-	int r, e = 0;
-	while ((r = pd_real.poll(p, 2, timeout)) < 0 && errno == EINTR)
-		if (eintr_returns(c, SO_RCVTIMEO)) {
-			errno = EINTR;
-			break;
-		}
-	if (r < 0) e = errno;
-	arm_add(&c->rxd->reader_armed, -1);
-	if (p[1].revents) doorbell_drain(c->efd_rx_self);
-	if (r < 0) return -e;
-	if (r == 0) return -EAGAIN;
-	*sock_ev = p[0].revents;
-	return 0;
+	int r = doorbell_wait(c, rx_ready, &c->rx_spin_ns, &c->rxd->reader_armed, SO_RCVTIMEO, p, 2, 1);
+	*sock_ev = r == 0 ? p[0].revents : 0;
+	return r;
 }
 
 static int wait_tx(struct pd_conn *c)
 {
-	if (spin(c, tx_ready, &c->tx_spin_ns)) return 0;
-	arm_add(&c->txd->writer_armed, 1);
-	pd_fence_full(); /* orders the armed store before the re-check loads */
-	if (tx_ready(c)) {
-		arm_add(&c->txd->writer_armed, -1);
-		return 0;
-	}
-	int timeout = sock_timeout_ms(c, SO_SNDTIMEO);
-	/* the socket only for errors: a half-closed peer makes it readable forever */
-	/* the peer's pidfd: a SIGKILLed reader sets no flag, and the controller
-	 * that would may be dead too */
+	/* the socket only for errors: a half-closed peer makes it readable
+	 * forever; the peer's pidfd: a SIGKILLed reader sets no flag, and the
+	 * controller that would may be dead too */
 	struct pollfd p[3] = { { .fd = c->efd_tx_self, .events = POLLIN }, { .fd = c->sock, .events = 0 },
 			       { .fd = c->peer_proc, .events = POLLIN } };
-	int r, e = 0;
-	while ((r = pd_real.poll(p, 3, timeout)) < 0 && errno == EINTR)
-		if (eintr_returns(c, SO_SNDTIMEO)) {
-			errno = EINTR;
-			break;
-		}
-	if (r < 0) e = errno;
-	arm_add(&c->txd->writer_armed, -1);
-	if (p[0].revents) doorbell_drain(c->efd_tx_self);
-	if (r < 0) return -e;
-	if (r == 0) return -EAGAIN;
+	int r = doorbell_wait(c, tx_ready, &c->tx_spin_ns, &c->txd->writer_armed, SO_SNDTIMEO, p, 3, 0);
+	if (r < 0) return r;
 	if (p[2].revents) __atomic_store_n(&c->peer_exited, 1, __ATOMIC_RELAXED);
 	if (p[1].revents & (POLLERR | POLLHUP)) return -EPIPE;
 	return 0;
