@@ -5,7 +5,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'vitest';
 import { ROOT, PROGS_BIN, SHIM_ASAN } from './paths.js';
-import type { PdStatus, PdConnection } from './pd.js';
+import { pdStatusUntil, type PdStatus, type PdConnection } from './pd.js';
 import { parseJsonLine, spawnProc, type Proc, type SpawnOptions } from './proc.js';
 
 export const EV_SERVER = path.join(PROGS_BIN, 'ev_server');
@@ -59,11 +59,14 @@ export function expectShimLoaded(proc: Proc, comm: string): void {
 /** Rounds per connection: the first is mostly sent before the connection is
  * upgraded (setup stays plain TCP, so a burst right after connect() fills the
  * kernel buffers first); the later ones start after a full echo came back and
- * run on a connection both ends have attached, so both directions switch. */
+ * run on a connection both ends have attached, so both directions switch
+ * (with a gate, holdEvClient makes sure of that before round 2). */
 export const ROUNDS = 4;
 
 /** Start an ev_client with --hold and wait for its JSON line: every echo is
- * verified and the connections are still open. Close its stdin to finish. */
+ * verified and the connections are still open. Close its stdin to finish.
+ * With `gate`, the client stops after its first round (--gate) and `gate`
+ * runs with its local addresses before the client is let go on. */
 export async function holdEvClient(
   server: EvServer,
   mode: ClientMode,
@@ -73,17 +76,40 @@ export async function holdEvClient(
   opts: SpawnOptions = {},
   timeoutMs = 60_000,
   rounds = ROUNDS,
+  gate?: (locals: string[]) => Promise<void>,
 ): Promise<{ proc: Proc; result: EvResult }> {
   const proc = spawnProc(
     EV_CLIENT,
     [mode, '127.0.0.1', String(server.port), String(conns), String(bytes), '--seed', String(seed), '--hold',
-      '--rounds', String(rounds), '--timeout', String(Math.ceil(timeoutMs / 1000) + 30)],
+      '--rounds', String(rounds), '--timeout', String(Math.ceil(timeoutMs / 1000) + 30), ...(gate ? ['--gate'] : [])],
     { name: `${opts.pdrun ? 'pdrun ' : ''}ev_client ${mode}`, stdinPipe: true, ...opts },
   );
-  await proc.waitStdout(/^\{.*\}\n/, timeoutMs);
+  let gateLine = '';
+  if (gate) {
+    const m = await proc.waitStdout(/^gate (.*)\n/, timeoutMs);
+    gateLine = m[0];
+    await gate(m[1]!.split(','));
+    proc.writeStdin('go\n');
+  }
+  await proc.waitStdout(/^(gate .*\n)?\{.*\}\n/, timeoutMs);
   if (opts.pdrun) expectShimLoaded(proc, 'ev_client');
-  const result = parseJsonLine<EvResult>(proc.stdout, proc.name);
+  const result = parseJsonLine<EvResult>(proc.stdout.slice(gateLine.length), proc.name);
   return { proc, result };
+}
+
+/** A gate for holdEvClient: both ends of every one of the client's
+ * connections attach (the controller shows it within timeoutMs) while both
+ * programs sit idle in their event loops after the first round, so the rounds
+ * after the gate run on the ring both ways whatever the first one took. */
+export function attachedGate(sock: string, timeoutMs = 20_000): (locals: string[]) => Promise<void> {
+  return async (locals) => {
+    const t0 = Date.now();
+    const both = (st: PdStatus): number =>
+      locals.filter((l) => { const c = connOf(st, l); return !!c && c.attached[0] && c.attached[1]; }).length;
+    const st = await pdStatusUntil(sock, (s) => both(s) === locals.length, timeoutMs);
+    console.log(`gate: ${both(st)} of ${locals.length} connections attached at both ends after ${Date.now() - t0} ms`);
+    expect(both(st), `connections idle in the event loops did not attach at both ends within ${timeoutMs} ms`).toBe(locals.length);
+  };
 }
 
 /** Let a held client shut its connections down; it must see EOF after the last byte on each and exit 0. */

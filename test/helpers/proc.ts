@@ -159,6 +159,12 @@ export class Proc {
     return r;
   }
 
+  /** Write to the stdin pipe (spawned with stdinPipe). */
+  writeStdin(text: string): void {
+    if (!this.child.stdin) throw new Error(`${this.name}: stdin is not a pipe`);
+    this.child.stdin.write(text);
+  }
+
   closeStdin(): void {
     this.child.stdin?.end();
   }

@@ -1,8 +1,8 @@
-// Checks: ev_server in each epoll mode (level-triggered, edge-triggered, EPOLLONESHOT, epoll_pwait) with ev_client over epoll LT and ET, both under pdrun: 8 connections x 4 MiB each way (in 4 rounds, each sent once the previous one came back) echo back byte-exact, all 8 are on the ring both ways while held, each ends with EOF after its last byte, and the server reports no failed connection.
+// Checks: ev_server in each epoll mode (level-triggered, edge-triggered, EPOLLONESHOT, epoll_pwait) with ev_client over epoll LT and ET, both under pdrun: 8 connections x 4 MiB each way (in 4 rounds, each sent once the previous one came back; after the first, both programs idle in their event loops until every connection is attached at both ends) echo back byte-exact, all 8 are on the ring both ways while held, each ends with EOF after its last byte, and the server reports no failed connection.
 import { expect, it } from 'vitest';
 import { MiB } from '../helpers/echo.js';
 import {
-  EV_CLIENT, EV_SERVER, allOnRing, upgradeContext, expectAllOnRing, holdEvClient, releaseEvClient, startEvServer,
+  EV_CLIENT, EV_SERVER, allOnRing, attachedGate, upgradeContext, expectAllOnRing, holdEvClient, releaseEvClient, startEvServer,
   type ClientMode, type ServerMode,
 } from '../helpers/ev.js';
 import { pdStatusUntil } from '../helpers/pd.js';
@@ -22,7 +22,7 @@ for (const sm of SERVER_MODES) {
     it(`server ${sm}, client ${cm}: ${CONNS} x 4 MiB verified, all on the ring`, async () => {
       const opts = { pdrun: true, env: pd().env };
       const server = await startEvServer(sm, ['--max-conns', String(CONNS)], opts);
-      const { proc: client, result } = await holdEvClient(server, cm, CONNS, BYTES, s, opts);
+      const { proc: client, result } = await holdEvClient(server, cm, CONNS, BYTES, s, opts, undefined, undefined, attachedGate(pd().sock));
       expect(result).toMatchObject({ ok: true, mode: cm, conns: CONNS, bytes: BYTES });
       expect(result.locals).toHaveLength(CONNS);
       console.log(`server ${sm}, client ${cm}: ${CONNS} x ${BYTES} B each way in ${result.seconds.toFixed(3)} s`);

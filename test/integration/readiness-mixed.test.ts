@@ -1,8 +1,8 @@
-// Checks: one ev_server under pdrun serves at the same time a client under pdrun (its connections upgrade to the ring) and a plain client (its connections stay on kernel TCP, which carries all their bytes): both verify 4 x 4 MiB each way (4 rounds) byte-exact and end with EOF, the server reports no failed connection.
+// Checks: one ev_server under pdrun serves at the same time a client under pdrun (its connections upgrade to the ring) and a plain client (its connections stay on kernel TCP, which carries all their bytes): both verify 4 x 4 MiB each way (4 rounds; after the first, the pdrun client's connections attach at both ends while the programs idle in their event loops) byte-exact and end with EOF, the server reports no failed connection.
 import { expect, it } from 'vitest';
 import { MiB } from '../helpers/echo.js';
 import {
-  EV_CLIENT, EV_SERVER, allOnRing, upgradeContext, connOf, expectAllOnRing, holdEvClient, releaseEvClient, startEvServer,
+  EV_CLIENT, EV_SERVER, allOnRing, attachedGate, upgradeContext, connOf, expectAllOnRing, holdEvClient, releaseEvClient, startEvServer,
   type ClientMode, type ServerMode,
 } from '../helpers/ev.js';
 import { pdStatusUntil } from '../helpers/pd.js';
@@ -26,7 +26,7 @@ for (const [sm, ringMode, plainMode] of CASES) {
   it(`server ${sm} under pdrun: ${ringMode} client under pdrun on the ring, plain ${plainMode} client on tcp, both verified`, async () => {
     const server = await startEvServer(sm, ['--max-conns', String(2 * CONNS)], { pdrun: true, env: pd().env });
     const [ringClient, plainClient] = await Promise.all([
-      holdEvClient(server, ringMode, CONNS, BYTES, s, { pdrun: true, env: pd().env }),
+      holdEvClient(server, ringMode, CONNS, BYTES, s, { pdrun: true, env: pd().env }, undefined, undefined, attachedGate(pd().sock)),
       holdEvClient(server, plainMode, CONNS, BYTES, s + 1000, { pdrun: false, env: pd().env }),
     ]);
     for (const c of [ringClient, plainClient]) expect(c.result).toMatchObject({ ok: true, conns: CONNS, bytes: BYTES });

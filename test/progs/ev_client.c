@@ -1,7 +1,7 @@
 /* ev_client: a single-threaded, non-blocking echo client, written like any
  * unmodified event-loop application (no knowledge of pipedevice).
  *
- *   ev_client MODE HOST PORT CONNS BYTES [--seed S] [--rounds R] [--hold] [--timeout S]
+ *   ev_client MODE HOST PORT CONNS BYTES [--seed S] [--rounds R] [--gate] [--hold] [--timeout S]
  *
  * MODE: epoll-lt | epoll-et | poll | select.
  *
@@ -13,6 +13,11 @@
  * With --rounds R (default 1) each connection sends its BYTES in R rounds and
  * starts a round only once the previous one has fully come back, so that the
  * later rounds run on a connection both ends have long set up.
+ * With --gate (and R >= 2) the client stops once the first round came back on
+ * every connection, prints "gate LOCAL,LOCAL,..." on stdout, and keeps running
+ * its event loop, with stdin added to it, until a line arrives on stdin; then
+ * the other rounds follow. A test uses the gate to let the connections be
+ * upgraded while idle in the event loop before the rest of the data flows.
  * Sockets are made non-blocking by socket(SOCK_NONBLOCK) or fcntl, and the I/O
  * calls rotate over write/send/writev and read/recv/readv by connection.
  *
@@ -67,6 +72,9 @@ static struct cconn *cs;
 static int nconns, ndone, nverified;
 static uint64_t bytes, round_size;
 static bool hold, holding_done; /* holding_done: stdin EOF seen, shut down */
+static bool gate, gate_open, gate_shown; /* --gate: stop after round 1 until a line on stdin */
+static int nround1; /* connections whose first round came back */
+#define STDIN_TAG 0xfffffffeu /* epoll data of stdin while at the gate */
 static unsigned char wbuf[IO_MAX], rbuf[IO_MAX], scratch[VERIFY_SCRATCH];
 
 static bool edge(void) { return mode == M_EPOLL_ET; }
@@ -175,8 +183,11 @@ static bool do_recv(struct cconn *c) {
   }
   c->rcvd += (uint64_t)r;
   if (c->rcvd == bytes) nverified++;
-  if (c->rcvd == c->limit && c->limit < bytes) /* the round came back: the next one */
+  if (c->rcvd == c->limit && c->limit < bytes) { /* the round came back: the next one */
+    if (c->limit == round_size) nround1++;
+    if (gate && !gate_open) return false; /* round 2 waits for the gate */
     c->limit = c->limit + round_size < bytes ? c->limit + round_size : bytes;
+  }
   return true;
 }
 
@@ -227,12 +238,44 @@ static void hold_then_shutdown(void) {
   for (int i = 0; i < nconns; i++) finish_sending(&cs[i]);
 }
 
+/* Every first round came back: say so (with the local addresses) and watch stdin. */
+static void show_gate(void) {
+  gate_shown = true;
+  printf("gate ");
+  for (int i = 0; i < nconns; i++) printf("%s%s", i ? "," : "", cs[i].local);
+  printf("\n");
+  fflush(stdout);
+  if (epfd >= 0) {
+    struct epoll_event e = {.events = EPOLLIN, .data.u32 = STDIN_TAG};
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, 0, &e) < 0) die("epoll_ctl ADD stdin: %s", strerror(errno));
+  }
+}
+
+/* stdin is readable at the gate: one line opens it, EOF is an error. */
+static void open_gate(void) {
+  char buf[256];
+  ssize_t r = read(0, buf, sizeof buf);
+  if (r < 0 && errno == EINTR) return;
+  if (r <= 0) die("stdin %s at the gate", r == 0 ? "closed" : strerror(errno));
+  gate_open = true;
+  if (epfd >= 0 && epoll_ctl(epfd, EPOLL_CTL_DEL, 0, NULL) < 0) die("epoll_ctl DEL stdin: %s", strerror(errno));
+  for (int i = 0; i < nconns; i++) {
+    struct cconn *c = &cs[i];
+    if (c->st == DONE || c->limit >= bytes) continue;
+    c->limit = c->limit + round_size < bytes ? c->limit + round_size : bytes;
+    service(c, false, true, false); /* nothing else would start the round under ET */
+  }
+}
+
+static bool at_gate(void) { return gate && !gate_open && gate_shown; }
+
 static void loop(void) {
-  struct pollfd *p = calloc((size_t)nconns, sizeof *p);
-  int *pidx = calloc((size_t)nconns, sizeof *pidx);
+  struct pollfd *p = calloc((size_t)nconns + 1, sizeof *p);
+  int *pidx = calloc((size_t)nconns + 1, sizeof *pidx);
   if (!p || !pidx) die("out of memory");
   while (ndone < nconns) {
     if (hold && !holding_done && nverified == nconns) return; /* the caller reports and holds */
+    if (gate && !gate_open && !gate_shown && nround1 == nconns) show_gate();
     if (mode == M_EPOLL_LT || mode == M_EPOLL_ET) {
       struct epoll_event evs[32];
       int n = epoll_wait(epfd, evs, 32, 1000);
@@ -242,6 +285,10 @@ static void loop(void) {
       }
       for (int i = 0; i < n; i++) {
         uint32_t e = evs[i].events;
+        if (evs[i].data.u32 == STDIN_TAG && at_gate()) {
+          open_gate();
+          continue;
+        }
         if (evs[i].data.u32 >= (uint32_t)nconns) die("epoll_wait returned unknown data %u", evs[i].data.u32);
         struct cconn *c = &cs[evs[i].data.u32];
         if (c->st == DONE) fail(c, "event 0x%x after the connection was closed", e);
@@ -258,6 +305,10 @@ static void loop(void) {
         pidx[k] = i;
         p[k++] = (struct pollfd){.fd = c->fd, .events = ev};
       }
+      if (at_gate()) {
+        pidx[k] = -1;
+        p[k++] = (struct pollfd){.fd = 0, .events = POLLIN};
+      }
       int n = poll(p, (nfds_t)k, 1000);
       if (n < 0) {
         if (errno == EINTR) continue;
@@ -266,6 +317,10 @@ static void loop(void) {
       for (int j = 0; j < k && n > 0; j++) {
         short re = p[j].revents;
         if (!re) continue;
+        if (pidx[j] < 0) {
+          open_gate();
+          continue;
+        }
         struct cconn *c = &cs[pidx[j]];
         if (re & POLLNVAL) fail(c, "POLLNVAL");
         if ((re & POLLOUT) && !(p[j].events & POLLOUT)) fail(c, "POLLOUT reported without being asked for");
@@ -284,6 +339,11 @@ static void loop(void) {
         if (x & EPOLLOUT) FD_SET(c->fd, &w);
         if (c->fd > maxfd) maxfd = c->fd;
       }
+      bool stdin_watched = at_gate();
+      if (stdin_watched) {
+        FD_SET(0, &r);
+        if (maxfd < 0) maxfd = 0;
+      }
       struct timeval tv = {1, 0};
       int n = select(maxfd + 1, &r, &w, NULL, &tv);
       if (n < 0) {
@@ -296,6 +356,7 @@ static void loop(void) {
         bool rd = FD_ISSET(c->fd, &r), wr = FD_ISSET(c->fd, &w);
         if (rd || wr) service(c, rd, wr, false);
       }
+      if (stdin_watched && FD_ISSET(0, &r)) open_gate();
     }
   }
   free(p);
@@ -311,12 +372,13 @@ int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = parse_size(argv[++i]);
     else if (!strcmp(argv[i], "--hold")) hold = true;
+    else if (!strcmp(argv[i], "--gate")) gate = true;
     else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = parse_size(argv[++i]);
     else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) timeout = (unsigned)parse_size(argv[++i]);
     else if (npos < 5 && argv[i][0] != '-') pos[npos++] = argv[i];
     else die("bad argument %s", argv[i]);
   }
-  if (npos != 5) die("usage: ev_client MODE HOST PORT CONNS BYTES [--seed S] [--rounds R] [--hold] [--timeout S]");
+  if (npos != 5) die("usage: ev_client MODE HOST PORT CONNS BYTES [--seed S] [--rounds R] [--gate] [--hold] [--timeout S]");
   mode = M_COUNT;
   for (int m = 0; m < M_COUNT; m++)
     if (!strcmp(pos[0], mode_names[m])) mode = (enum mode)m;
@@ -328,6 +390,7 @@ int main(int argc, char **argv) {
   if (nconns <= 0) die("CONNS must be positive");
   if (rounds == 0) die("--rounds must be positive");
   round_size = (bytes + rounds - 1) / rounds;
+  if (gate && (rounds < 2 || round_size >= bytes)) die("--gate needs at least two rounds of data");
   if (timeout) watchdog(timeout);
   signal(SIGPIPE, SIG_IGN);
 
