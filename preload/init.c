@@ -10,7 +10,7 @@
 #include "pd.h"
 
 struct pd_real pd_real;
-struct pd_config pd_cfg = { .log_level = PD_LOG_WARN, .spin_us = 100 };
+struct pd_config pd_cfg = { .log_level = PD_LOG_WARN, .spin_us = 100, .fd_reserve = -1 };
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
@@ -47,6 +47,13 @@ static void read_config(void)
 		long v = strtol(s, &end, 10);
 		if (*end == 0 && v >= 0 && v <= 1000000) pd_cfg.spin_us = (int)v;
 		else pd_warn("PD_SPIN_US=%s is not a number of microseconds in 0..1000000: using %d", s, pd_cfg.spin_us);
+	}
+	s = getenv("PD_FD_RESERVE");
+	if (s && *s && strcmp(s, "auto") != 0) {
+		char *end;
+		long v = strtol(s, &end, 10);
+		if (*end == 0 && v >= 0 && v <= 1048576) pd_cfg.fd_reserve = (int)v;
+		else pd_warn("PD_FD_RESERVE=%s is not a number of descriptors in 0..1048576: using the default", s);
 	}
 	s = getenv("PD_NO_CONTROLLER");
 	pd_cfg.no_controller = s && *s && strcmp(s, "0") != 0;

@@ -32,6 +32,7 @@ enum pd_log_level { PD_LOG_QUIET = 0, PD_LOG_WARN = 1, PD_LOG_INFO = 2, PD_LOG_D
 struct pd_config {
 	int log_level;
 	int spin_us;          /* PD_SPIN_US: busy-wait before sleeping, 0 = never spin */
+	int fd_reserve;       /* PD_FD_RESERVE: descriptors left to the application, -1 = auto */
 	bool no_controller;   /* PD_NO_CONTROLLER=1: pure passthrough */
 	char socket_path[108];
 };

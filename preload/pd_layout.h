@@ -5,7 +5,7 @@
 #include <stdint.h>
 
 #define PD_LAYOUT_VERSION 1u /* version of the arena layout */
-#define PD_PROTO_VERSION 2u /* version of the session protocol */
+#define PD_PROTO_VERSION 3u /* version of the session protocol */
 #define PD_ARENA_MAGIC 0x50444152u /* 'PDAR' at offset 0 of an arena */
 #define PD_SLOT_MAGIC 0x50445354u /* 'PDST' at offset 0 of a live slot */
 #define PD_SESSION_MAGIC 0x50445353u /* 'PDSS' at offset 0 of a session page */
@@ -23,6 +23,7 @@
 #define PD_MSG_ASSIGN 4u /* controller -> shim: ring slot for a connection; fds: arena, 4 doorbells, peer pidfd */
 #define PD_MSG_DECLINE 5u /* controller -> shim: the connection stays on TCP */
 #define PD_MSG_CONN_CLOSED 6u /* shim -> controller: the process dropped its last reference */
+#define PD_MSG_CONN_REFUSED 7u /* shim -> controller: this end did not take its ASSIGN; the connection stays on TCP */
 #define PD_ORIGIN_CONNECT 1u /* the reporting end called connect() */
 #define PD_ORIGIN_ACCEPT 2u /* the reporting end accepted the connection */
 #define PD_DECLINE_NOT_TCP 1u /* the passed fd is not a connected TCP socket */
@@ -30,6 +31,8 @@
 #define PD_DECLINE_NO_MEMORY 3u /* no arena memory could be allocated */
 #define PD_DECLINE_QUOTA 4u /* the per-process arena quota is reached */
 #define PD_DECLINE_BAD_MSG 5u /* the report was malformed */
+#define PD_REFUSE_NOFILE 1u /* the process is within PD_FD_RESERVE descriptors of its RLIMIT_NOFILE */
+#define PD_REFUSE_INVALID 2u /* the assignment failed the shim's checks (arena, slot or geometry) */
 #define PD_ASSIGN_FD_ARENA 0u /* ASSIGN fd index: arena memfd */
 #define PD_ASSIGN_FD_RX_SELF 1u /* ASSIGN fd index: doorbell this end sleeps on for data */
 #define PD_ASSIGN_FD_TX_SELF 2u /* ASSIGN fd index: doorbell this end sleeps on for space */
@@ -212,5 +215,22 @@ struct pd_msg_conn_closed {
 _Static_assert(sizeof(struct pd_msg_conn_closed) == 16, "pd_msg_conn_closed size");
 _Static_assert(offsetof(struct pd_msg_conn_closed, hdr) == 0, "pd_msg_conn_closed.hdr");
 _Static_assert(offsetof(struct pd_msg_conn_closed, conn_id) == 8, "pd_msg_conn_closed.conn_id");
+
+/* shim -> controller: this end closed the fds of its ASSIGN and keeps the connection on TCP */
+struct pd_msg_conn_refused {
+	struct pd_msg_hdr hdr; /* struct pd_msg_hdr */
+	uint64_t conn_id; /* the reported conn_id */
+	uint32_t reason; /* PD_REFUSE_* */
+	uint32_t fd; /* REFUSE_NOFILE: the highest descriptor number the ASSIGN got, or 0 when the kernel truncated it */
+	uint32_t limit; /* REFUSE_NOFILE: the soft RLIMIT_NOFILE at the time */
+	uint32_t reserved; /* reserved, 0 */
+};
+_Static_assert(sizeof(struct pd_msg_conn_refused) == 32, "pd_msg_conn_refused size");
+_Static_assert(offsetof(struct pd_msg_conn_refused, hdr) == 0, "pd_msg_conn_refused.hdr");
+_Static_assert(offsetof(struct pd_msg_conn_refused, conn_id) == 8, "pd_msg_conn_refused.conn_id");
+_Static_assert(offsetof(struct pd_msg_conn_refused, reason) == 16, "pd_msg_conn_refused.reason");
+_Static_assert(offsetof(struct pd_msg_conn_refused, fd) == 20, "pd_msg_conn_refused.fd");
+_Static_assert(offsetof(struct pd_msg_conn_refused, limit) == 24, "pd_msg_conn_refused.limit");
+_Static_assert(offsetof(struct pd_msg_conn_refused, reserved) == 28, "pd_msg_conn_refused.reserved");
 
 #endif /* PD_LAYOUT_H */

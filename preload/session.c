@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -278,6 +279,70 @@ static bool assign_locked(struct pd_conn *c, const struct pd_msg_assign *m, int 
 	return true;
 }
 
+/* Tell the controller this end will not take its ASSIGN: it never attaches,
+ * so neither end switches and the connection stays on TCP, with the reason
+ * in `pd status`. */
+static void refuse_locked(struct pd_conn *c, uint32_t reason, int fd, unsigned limit)
+{
+	__atomic_store_n(&c->state, PD_CS_TCP, __ATOMIC_RELEASE);
+	struct pd_msg_conn_refused m = { 0 };
+	msg_hdr(&m.hdr, PD_MSG_CONN_REFUSED, sizeof m);
+	m.conn_id = c->id;
+	m.reason = reason;
+	m.fd = fd > 0 ? (uint32_t)fd : 0;
+	m.limit = limit;
+	(void)session_send(&m, sizeof m, -1);
+}
+
+static unsigned nofile_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur > UINT32_MAX) return UINT32_MAX;
+	return (unsigned)rl.rlim_cur;
+}
+
+/* The descriptors of an ASSIGN (four doorbells and a pidfd, kept for the life
+ * of the connection) count against the application's RLIMIT_NOFILE. The
+ * kernel hands out the lowest free numbers, so when the highest one an ASSIGN
+ * got lies within the reserve below the soft limit, the table under it is
+ * full: the shim takes no more and leaves the rest to the application. */
+static bool near_nofile(const int *fds, int nfds, int *top, unsigned *limit)
+{
+	*top = -1;
+	for (int i = 0; i < nfds; i++)
+		if (fds[i] > *top) *top = fds[i];
+	*limit = nofile_limit();
+	unsigned reserve;
+	if (pd_cfg.fd_reserve >= 0) {
+		reserve = (unsigned)pd_cfg.fd_reserve;
+	} else {
+		reserve = *limit / 8;
+		reserve = reserve < 32 ? 32 : reserve > 4096 ? 4096 : reserve;
+	}
+	return (uint64_t)*top + reserve >= *limit;
+}
+
+/* The kernel could not install every descriptor of a message (MSG_CTRUNC:
+ * the process is at RLIMIT_NOFILE) and closed the rest. For an ASSIGN that
+ * one connection stays on TCP; anything else cannot be used and ends the
+ * session. */
+static void truncated_locked(const uint8_t *buf, ssize_t n)
+{
+	struct pd_msg_assign m;
+	if (n == (ssize_t)sizeof m) {
+		memcpy(&m, buf, sizeof m);
+		if ((m.hdr.magic_type & 0xffff) == PD_MSG_MAGIC && m.hdr.magic_type >> 16 == PD_MSG_ASSIGN && m.hdr.len == sizeof m) {
+			struct pd_conn *c = pending_take(m.conn_id);
+			unsigned limit = nofile_limit();
+			pd_info("conn %llu: the process is out of descriptors (RLIMIT_NOFILE %u): staying on TCP",
+				(unsigned long long)m.conn_id, limit);
+			if (c) refuse_locked(c, PD_REFUSE_NOFILE, 0, limit);
+			return;
+		}
+	}
+	session_down_locked("a message from the controller lost its descriptors (RLIMIT_NOFILE)", EMFILE);
+}
+
 static void handle_msg_locked(const uint8_t *buf, ssize_t n, int *fds, int nfds)
 {
 	struct pd_msg_hdr h;
@@ -309,10 +374,19 @@ static void handle_msg_locked(const uint8_t *buf, ssize_t n, int *fds, int nfds)
 			close_fds(fds, nfds);
 			return;
 		}
+		int top;
+		unsigned limit;
+		if (near_nofile(fds, nfds, &top, &limit)) {
+			pd_info("conn %llu: descriptor %d is near RLIMIT_NOFILE %u (PD_FD_RESERVE): staying on TCP",
+				(unsigned long long)m.conn_id, top, limit);
+			close_fds(fds, nfds);
+			refuse_locked(c, PD_REFUSE_NOFILE, top, limit);
+			return;
+		}
 		if (!assign_locked(c, &m, fds)) {
 			pd_warn("conn %llu: invalid assignment from the controller: staying on TCP", (unsigned long long)m.conn_id);
 			close_fds(fds, nfds);
-			__atomic_store_n(&c->state, PD_CS_TCP, __ATOMIC_RELEASE);
+			refuse_locked(c, PD_REFUSE_INVALID, 0, 0);
 			return;
 		}
 		__atomic_store_n(&c->state, PD_CS_ASSIGNED, __ATOMIC_RELEASE);
@@ -369,10 +443,15 @@ static void drain_locked(void)
 			session_down_locked("controller closed the session", ECONNRESET);
 			return;
 		}
-		if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+		if (mh.msg_flags & MSG_TRUNC) {
 			close_fds(fds, nfds);
 			session_down_locked("oversized message from the controller", EPROTO);
 			return;
+		}
+		if (mh.msg_flags & MSG_CTRUNC) {
+			close_fds(fds, nfds);
+			truncated_locked(buf, n);
+			continue;
 		}
 		handle_msg_locked(buf, n, fds, nfds);
 	}

@@ -12,7 +12,7 @@ import { errorMessage } from './errors.js';
 import type { Logger } from './log.js';
 import type { CrossNetns } from './options.js';
 import type { ArenaPool } from './pool.js';
-import { Decline, Origin, declineText } from './protocol.js';
+import { Decline, Origin, Refuse, declineText, refuseText } from './protocol.js';
 import type { Session } from './session.js';
 import { type ConnEnd, type Connection, type SlotLease, doorbell } from './state.js';
 
@@ -319,6 +319,30 @@ export class ConnectionTable {
       return;
     }
     this.release(end, false);
+  }
+
+  /** CONN_REFUSED: an end closed the fds of its ASSIGN (near RLIMIT_NOFILE, or
+   * the assignment failed its checks). It never attaches, so neither end
+   * switches: the connection stays on TCP with the reason shown by `pd status`.
+   * The slot stays leased until both ends have closed (the peer maps it). */
+  refused(s: Session, connId: bigint, reason: number, fd: number, limit: number): void {
+    const end = s.ends.get(connId);
+    if (!end) {
+      this.log.debug(`${s.label}: CONN_REFUSED for unknown conn ${connId} ignored`);
+      return;
+    }
+    const conn = end.conn;
+    if (conn.state !== 'assigned') {
+      this.log.debug(`${s.label}: CONN_REFUSED for conn ${conn.id} in state ${conn.state} ignored`);
+      return;
+    }
+    const what = refuseText[reason] ?? `refused for reason ${reason}`;
+    const detail = reason === Refuse.NoFile
+      ? `pid ${s.pid}: ${fd > 0 ? `descriptor ${fd}` : 'the kernel truncated the ASSIGN'}, RLIMIT_NOFILE ${limit}`
+      : `pid ${s.pid}`;
+    conn.state = 'declined';
+    conn.reason = `${what} (${detail})`;
+    this.log.info(`conn ${conn.id}: stays on TCP: ${conn.reason}`);
   }
 
   /** The session's process died or left: every end it had is gone. */

@@ -365,12 +365,19 @@ export class Controller {
         if (s.state !== SessionState.Ready) return violation('CONN_CLOSED before HELLO');
         this.conns.closed(s, msg.connId);
         return;
+      case 'conn-refused':
+        if (s.state !== SessionState.Ready) return violation('CONN_REFUSED before HELLO');
+        this.conns.refused(s, msg.connId, msg.reason, msg.fd, msg.limit);
+        return;
     }
   }
 
   private onSessionClose(s: Session, reason: string): void {
     this.sessions.delete(s.id);
     if (this.state === ControllerState.Stopping) return;
+    // A session also ends while its process lives on (an exec closes the
+    // socket; a protocol violation): its ends count as dead all the same, so
+    // peers get EOF/ECONNRESET rather than wait on a ring nobody serves.
     const ends = s.ends.size;
     this.conns.sessionGone(s);
     this.pool.sessionGone(s);

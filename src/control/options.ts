@@ -192,6 +192,25 @@ export const OPTIONS = {
     help: 'the shim pdrun preloads (e.g. preload/libpd-asan.so for the sanitizer build)',
     scope: ['pdrun'],
   }),
+  spinUs: spec<number>({
+    env: 'PD_SPIN_US',
+    flag: null,
+    defaultValue: () => 100,
+    defaultText: '100',
+    parse: intIn(0, 1_000_000, ' of microseconds'),
+    help: 'longest busy-wait before sleeping on a doorbell (adaptive below it); 0 = never spin',
+    scope: ['shim'],
+  }),
+  fdReserve: spec<number | 'auto'>({
+    env: 'PD_FD_RESERVE',
+    flag: null,
+    defaultValue: () => 'auto',
+    defaultText: 'auto: an eighth of RLIMIT_NOFILE, 32 to 4096',
+    parse: (raw) => (raw.trim() === 'auto' ? 'auto' : intIn(0, 1_048_576, ' of descriptors')(raw)),
+    help: 'descriptors the shim leaves to the application: it keeps a connection on TCP rather than take its 5 ' +
+      'descriptors (4 doorbells, a pidfd) within this many of the soft RLIMIT_NOFILE',
+    scope: ['shim'],
+  }),
   noController: spec<boolean>({
     env: 'PD_NO_CONTROLLER',
     flag: null,

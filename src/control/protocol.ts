@@ -3,7 +3,7 @@
 // Decoding is strict: magic, type, len == packet size == the type's size, and
 // the number of fds the type carries. Offsets come from layout.ts only.
 import {
-  MSG_ASSIGN, MSG_CONN_CLOSED, MSG_CONN_REPORT, MSG_DECLINE, MSG_HDR, MSG_HELLO, MSG_HELLO_ACK,
+  MSG_ASSIGN, MSG_CONN_CLOSED, MSG_CONN_REFUSED, MSG_CONN_REPORT, MSG_DECLINE, MSG_HDR, MSG_HELLO, MSG_HELLO_ACK,
   type StructDef, constant, offsetOf,
 } from '../datapath/layout.js';
 
@@ -18,6 +18,7 @@ export const MsgType = {
   Assign: constant('MSG_ASSIGN'),
   Decline: constant('MSG_DECLINE'),
   ConnClosed: constant('MSG_CONN_CLOSED'),
+  ConnRefused: constant('MSG_CONN_REFUSED'),
 } as const;
 
 export const Origin = { Connect: constant('ORIGIN_CONNECT'), Accept: constant('ORIGIN_ACCEPT') } as const;
@@ -29,6 +30,16 @@ export const Decline = {
   Quota: constant('DECLINE_QUOTA'),
   BadMsg: constant('DECLINE_BAD_MSG'),
 } as const;
+
+export const Refuse = {
+  NoFile: constant('REFUSE_NOFILE'),
+  Invalid: constant('REFUSE_INVALID'),
+} as const;
+
+export const refuseText: Readonly<Record<number, string>> = {
+  [Refuse.NoFile]: 'the process is near its RLIMIT_NOFILE (PD_FD_RESERVE)',
+  [Refuse.Invalid]: 'the shim found the assignment invalid',
+};
 
 export const declineText: Readonly<Record<number, string>> = {
   [Decline.NotTcp]: 'the reported fd is not a connected TCP socket',
@@ -53,8 +64,15 @@ export interface AssignMsg {
 }
 export interface DeclineMsg { readonly type: 'decline'; readonly connId: bigint; readonly reason: number }
 export interface ConnClosedMsg { readonly type: 'conn-closed'; readonly connId: bigint }
+export interface ConnRefusedMsg {
+  readonly type: 'conn-refused';
+  readonly connId: bigint;
+  readonly reason: number;
+  readonly fd: number;
+  readonly limit: number;
+}
 
-export type ShimMessage = HelloMsg | ConnReportMsg | ConnClosedMsg;
+export type ShimMessage = HelloMsg | ConnReportMsg | ConnClosedMsg | ConnRefusedMsg;
 export type ControllerMessage = HelloAckMsg | AssignMsg | DeclineMsg;
 export type Message = ShimMessage | ControllerMessage;
 export type MessageKind = Message['type'];
@@ -73,6 +91,7 @@ export const KINDS: Readonly<Record<MessageKind, Kind>> = {
   assign: { code: MsgType.Assign, struct: MSG_ASSIGN, fds: constant('ASSIGN_NFDS'), from: 'controller' },
   decline: { code: MsgType.Decline, struct: MSG_DECLINE, fds: 0, from: 'controller' },
   'conn-closed': { code: MsgType.ConnClosed, struct: MSG_CONN_CLOSED, fds: 0, from: 'shim' },
+  'conn-refused': { code: MsgType.ConnRefused, struct: MSG_CONN_REFUSED, fds: 0, from: 'shim' },
 };
 
 const kindByCode = new Map<number, MessageKind>(
@@ -127,6 +146,12 @@ export function encode(msg: Message): Buffer {
     case 'conn-closed':
       w.u64('conn_id', msg.connId);
       break;
+    case 'conn-refused':
+      w.u64('conn_id', msg.connId);
+      w.u32('reason', msg.reason);
+      w.u32('fd', msg.fd);
+      w.u32('limit', msg.limit);
+      break;
   }
   return w.buf;
 }
@@ -175,5 +200,7 @@ export function decode(packet: Buffer, nfds: number): DecodeResult {
       return { ok: true, msg: { type: kind, connId: u64('conn_id'), reason: u32('reason') } };
     case 'conn-closed':
       return { ok: true, msg: { type: kind, connId: u64('conn_id') } };
+    case 'conn-refused':
+      return { ok: true, msg: { type: kind, connId: u64('conn_id'), reason: u32('reason'), fd: u32('fd'), limit: u32('limit') } };
   }
 }

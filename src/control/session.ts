@@ -116,11 +116,12 @@ export class Session {
       if (r.ctruncated) return violation('too many fds attached');
       const d = decode(r.data, r.fds.length);
       if (!d.ok) return violation(d.error);
-      if (d.msg.type !== 'hello' && d.msg.type !== 'conn-report' && d.msg.type !== 'conn-closed') {
-        return violation(`${d.msg.type} is not a shim message`);
+      const msg = d.msg;
+      if (msg.type !== 'hello' && msg.type !== 'conn-report' && msg.type !== 'conn-closed' && msg.type !== 'conn-refused') {
+        return violation(`${msg.type} is not a shim message`);
       }
-      this.debug(`${this.label} <- ${describe(d.msg)}`);
-      this.events.onMessage(this, d.msg, r.fds);
+      this.debug(`${this.label} <- ${describe(msg)}`);
+      this.events.onMessage(this, msg, r.fds);
     }
     // More may be queued: uv_poll is level-triggered, so the next loop turn
     // comes back here, after the other sessions had theirs.
@@ -229,5 +230,7 @@ export function describe(m: Message): string {
       return `DECLINE conn ${m.connId} reason ${m.reason}`;
     case 'conn-closed':
       return `CONN_CLOSED conn ${m.connId}`;
+    case 'conn-refused':
+      return `CONN_REFUSED conn ${m.connId} reason ${m.reason} fd ${m.fd} limit ${m.limit}`;
   }
 }

@@ -27,7 +27,7 @@ export interface ConstDef {
 }
 
 export const LAYOUT_VERSION = 1;
-export const PROTO_VERSION = 2;
+export const PROTO_VERSION = 3;
 
 export const CONSTANTS: readonly ConstDef[] = [
   { name: 'LAYOUT_VERSION', value: LAYOUT_VERSION, doc: 'version of the arena layout' },
@@ -50,6 +50,7 @@ export const CONSTANTS: readonly ConstDef[] = [
   { name: 'MSG_ASSIGN', value: 4, doc: 'controller -> shim: ring slot for a connection; fds: arena, 4 doorbells, peer pidfd' },
   { name: 'MSG_DECLINE', value: 5, doc: 'controller -> shim: the connection stays on TCP' },
   { name: 'MSG_CONN_CLOSED', value: 6, doc: 'shim -> controller: the process dropped its last reference' },
+  { name: 'MSG_CONN_REFUSED', value: 7, doc: 'shim -> controller: this end did not take its ASSIGN; the connection stays on TCP' },
   // connection origins
   { name: 'ORIGIN_CONNECT', value: 1, doc: 'the reporting end called connect()' },
   { name: 'ORIGIN_ACCEPT', value: 2, doc: 'the reporting end accepted the connection' },
@@ -59,6 +60,9 @@ export const CONSTANTS: readonly ConstDef[] = [
   { name: 'DECLINE_NO_MEMORY', value: 3, doc: 'no arena memory could be allocated' },
   { name: 'DECLINE_QUOTA', value: 4, doc: 'the per-process arena quota is reached' },
   { name: 'DECLINE_BAD_MSG', value: 5, doc: 'the report was malformed' },
+  // why a shim refused an ASSIGN (MSG_CONN_REFUSED, also shown by `pd status`)
+  { name: 'REFUSE_NOFILE', value: 1, doc: 'the process is within PD_FD_RESERVE descriptors of its RLIMIT_NOFILE' },
+  { name: 'REFUSE_INVALID', value: 2, doc: 'the assignment failed the shim\'s checks (arena, slot or geometry)' },
   // ASSIGN fd order
   { name: 'ASSIGN_FD_ARENA', value: 0, doc: 'ASSIGN fd index: arena memfd' },
   { name: 'ASSIGN_FD_RX_SELF', value: 1, doc: 'ASSIGN fd index: doorbell this end sleeps on for data' },
@@ -231,9 +235,23 @@ export const MSG_CONN_CLOSED: StructDef = {
   ]),
 };
 
+export const MSG_CONN_REFUSED: StructDef = {
+  name: 'msg_conn_refused',
+  size: 32,
+  doc: 'shim -> controller: this end closed the fds of its ASSIGN and keeps the connection on TCP',
+  fields: fields([
+    ['hdr', 'u64', 0, 'struct pd_msg_hdr'],
+    ['conn_id', 'u64', 8, 'the reported conn_id'],
+    ['reason', 'u32', 16, 'PD_REFUSE_*'],
+    ['fd', 'u32', 20, 'REFUSE_NOFILE: the highest descriptor number the ASSIGN got, or 0 when the kernel truncated it'],
+    ['limit', 'u32', 24, 'REFUSE_NOFILE: the soft RLIMIT_NOFILE at the time'],
+    ['reserved', 'u32', 28, 'reserved, 0'],
+  ]),
+};
+
 export const STRUCTS: readonly StructDef[] = [
   ARENA_HDR, DIR_CTRL, SLOT_CTRL, SESSION_PAGE,
-  MSG_HDR, MSG_HELLO, MSG_HELLO_ACK, MSG_CONN_REPORT, MSG_ASSIGN, MSG_DECLINE, MSG_CONN_CLOSED,
+  MSG_HDR, MSG_HELLO, MSG_HELLO_ACK, MSG_CONN_REPORT, MSG_ASSIGN, MSG_DECLINE, MSG_CONN_CLOSED, MSG_CONN_REFUSED,
 ];
 
 // Fields that are nested structs in C rather than plain integers.
@@ -246,6 +264,7 @@ export const NESTED: Readonly<Record<string, string>> = {
   'msg_assign.hdr': 'msg_hdr',
   'msg_decline.hdr': 'msg_hdr',
   'msg_conn_closed.hdr': 'msg_hdr',
+  'msg_conn_refused.hdr': 'msg_hdr',
 };
 
 export function constant(name: string): number {

@@ -4,7 +4,9 @@
  * they can be upgraded) and keeping them open, until socket() or connect()
  * fails. Then it checks every connection it holds with one more echo.
  *
- *   fault_nofile PORT [--limit N] [--free K] [--timeout S]
+ *   fault_nofile PORT [--limit N] [--free K] [--timeout S] [--hold]
+ *
+ * With --hold the connections stay open after the JSON line until EOF on stdin.
  *
  * Prints one JSON line: {"ok":B,"limit":N,"free":K,"held":H,"stopped_by":"socket: EMFILE",
  * "errors":E}. Under pipedevice it must hold as many connections as on plain
@@ -13,6 +15,7 @@
  * came back different, or a call failed with something other than EMFILE. */
 #include "common.h"
 
+#include <stdbool.h>
 #include <sys/resource.h>
 
 static int echo(int fd, unsigned round) {
@@ -33,15 +36,18 @@ static int echo(int fd, unsigned round) {
 
 int main(int argc, char **argv) {
   prog_name = "fault_nofile";
-  if (argc < 2) die("usage: fault_nofile PORT [--limit N] [--free K] [--timeout S]");
+  if (argc < 2) die("usage: fault_nofile PORT [--limit N] [--free K] [--timeout S] [--hold]");
   unsigned port = (unsigned)strtoul(argv[1], NULL, 10);
   rlim_t limit = 256;
   int free_k = 32;
   unsigned timeout = 60;
-  for (int i = 2; i + 1 < argc; i += 2) {
-    if (!strcmp(argv[i], "--limit")) limit = strtoul(argv[i + 1], NULL, 10);
-    else if (!strcmp(argv[i], "--free")) free_k = atoi(argv[i + 1]);
-    else if (!strcmp(argv[i], "--timeout")) timeout = (unsigned)strtoul(argv[i + 1], NULL, 10);
+  bool hold = false;
+  for (int i = 2; i < argc; i++) {
+    if (!strcmp(argv[i], "--hold")) hold = true;
+    else if (i + 1 >= argc) die("option %s needs a value", argv[i]);
+    else if (!strcmp(argv[i], "--limit")) limit = strtoul(argv[++i], NULL, 10);
+    else if (!strcmp(argv[i], "--free")) free_k = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--timeout")) timeout = (unsigned)strtoul(argv[++i], NULL, 10);
     else die("unknown option %s", argv[i]);
   }
   watchdog(timeout);
@@ -105,5 +111,10 @@ int main(int argc, char **argv) {
   printf("{\"ok\":%s,\"limit\":%lu,\"free\":%d,\"held\":%d,\"stopped_by\":\"%s\",\"errors\":%d}\n", errors ? "false" : "true",
          (unsigned long)limit, free_k, nheld, stopped, errors);
   fflush(stdout);
+  if (hold) {
+    char buf[64];
+    while (read(0, buf, sizeof buf) > 0) {
+    }
+  }
   return errors ? 1 : 0;
 }

@@ -1,6 +1,7 @@
 // Checks the reports that stay on TCP (DECLINE with the right reason, shown in
 // status) and the matching edge cases: IPv4-mapped IPv6, CONN_CLOSED of a
-// waiting report, CONN_CLOSED of an unknown conn_id.
+// waiting report, CONN_CLOSED of an unknown conn_id, CONN_REFUSED of an
+// assigned end (stays on TCP with the shim's reason).
 import { once } from 'node:events';
 import { type Server, type Socket, connect as netConnect, createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -99,6 +100,34 @@ describe('declines and edge cases', () => {
     expect(doc.connections[0]!.ends).toHaveLength(2);
     expect(doc.arenas).toHaveLength(0);
     closeAll(pages);
+    tcp.close();
+    a.close();
+    b.close();
+  });
+
+  it('CONN_REFUSED from one end: the connection shows tcp with the reason, the slot is freed once both close', async () => {
+    const { ctl, a, b, pages } = await twoShims();
+    const tcp = tcpPair();
+    a.send({ type: 'conn-report', connId: 1n, origin: CONNECT }, [tcp.client]);
+    b.send({ type: 'conn-report', connId: 2n, origin: ACCEPT }, [tcp.server]);
+    const ma = await a.next();
+    const mb = await b.next();
+    expect(ma.msg.type).toBe('assign');
+    a.send({ type: 'conn-refused', connId: 1n, reason: constant('REFUSE_NOFILE'), fd: 250, limit: 256 });
+    closeAll(ma.fds);
+    let doc = await ctl.status();
+    for (let i = 0; i < 50 && doc.connections[0]?.state !== 'declined'; i++) doc = await ctl.status();
+    expect(doc.connections[0]).toMatchObject({ transport: 'tcp', state: 'declined' });
+    expect(doc.connections[0]!.reason).toMatch(/RLIMIT_NOFILE.*descriptor 250, RLIMIT_NOFILE 256/);
+    expect(doc.arenas).toHaveLength(1); // b still maps the slot
+    // an unknown conn_id is ignored; the session stays
+    a.send({ type: 'conn-refused', connId: 77n, reason: constant('REFUSE_INVALID'), fd: 0, limit: 0 });
+    a.send({ type: 'conn-closed', connId: 1n });
+    b.send({ type: 'conn-closed', connId: 2n });
+    for (let i = 0; i < 50 && (doc.connections.length > 0 || doc.arenas.length > 0); i++) doc = await ctl.status();
+    expect(doc.connections).toHaveLength(0);
+    expect(doc.sessions).toHaveLength(2);
+    closeAll([...mb.fds, ...pages]);
     tcp.close();
     a.close();
     b.close();

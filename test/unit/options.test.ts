@@ -1,10 +1,13 @@
 // Checks the PD_* options table: flag over environment over default, strict
-// parsing with the source named, and the markdown `pd options` prints.
+// parsing with the source named, and the markdown `pd options` prints (and
+// README.md carries).
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { OPTIONS, renderOptionsMarkdown, resolveOptions } from '../../src/control/options.js';
 import { PdError } from '../../src/control/errors.js';
-import { PD_JS } from './fake-shim.js';
+import { PD_JS, ROOT } from './fake-shim.js';
 
 describe('options table', () => {
   it('flag wins over environment, environment over default', () => {
@@ -44,6 +47,9 @@ describe('options table', () => {
     const cli = spawnSync(process.execPath, [PD_JS, 'options'], { encoding: 'utf8' });
     expect(cli.status).toBe(0);
     expect(cli.stdout).toBe(md);
+    // the README carries the same table
+    expect(readFileSync(path.join(ROOT, 'README.md'), 'utf8'), 'README.md: paste `pd options` into its Configuration section')
+      .toContain(md.trimEnd());
   });
 
   it('the controller help shows each flag with its variable', () => {
