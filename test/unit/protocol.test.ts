@@ -13,6 +13,7 @@ const samples: Message[] = [
   { type: 'assign', connId: 5n, arenaId: 3n, arenaSize: 6291456n, slotIndex: 10, role: 1, generation: 77, ringSize: 262144 },
   { type: 'decline', connId: 5n, reason: 4 },
   { type: 'conn-closed', connId: 2n ** 64n - 1n },
+  { type: 'conn-refused', connId: 5n, reason: constant('REFUSE_NOFILE'), fd: 250, limit: 256 },
 ];
 
 describe('session protocol codec', () => {
