@@ -95,6 +95,7 @@ struct pd_conn *pd_conn_get(int fd)
 static void conn_destroy(struct pd_conn *c)
 {
 	pd_ep_conn_gone(c);
+	pd_conn_wait_forget(c);
 	pd_conn_release_slot(c);
 	pthread_mutex_lock(&tab_lock);
 	c->next_free = free_list;
@@ -128,6 +129,8 @@ struct pd_conn *pd_conn_new(int fd, int state, int nonblock)
 	__atomic_store_n(&c->refs, zero_refs, __ATOMIC_RELAXED);
 	pthread_mutex_init(&c->rx_lock, NULL);
 	pthread_mutex_init(&c->tx_lock, NULL);
+	static uint64_t serials;
+	c->serial = __atomic_add_fetch(&serials, 1, __ATOMIC_RELAXED);
 	c->sock = fd;
 	c->state = state;
 	c->nonblock = nonblock;

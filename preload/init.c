@@ -74,12 +74,19 @@ static void read_config(void)
 	}
 }
 
+static void atfork_child(void)
+{
+	pd_session_atfork_child();
+	pd_ring_atfork_child();
+	pd_poll_atfork_child();
+}
+
 static void do_init(void)
 {
 	int saved = errno;
 	lookup_all();
 	read_config();
-	pthread_atfork(pd_session_atfork_prepare, pd_session_atfork_parent, pd_session_atfork_child);
+	pthread_atfork(pd_session_atfork_prepare, pd_session_atfork_parent, atfork_child);
 	errno = saved;
 }
 

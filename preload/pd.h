@@ -62,6 +62,7 @@ struct pd_conn {
 	int fds;               /* fd-table entries pointing here */
 	int sock;              /* one of those fds: the kernel socket for our own calls */
 	uint64_t id;           /* conn_id in the session */
+	uint64_t serial;       /* unique per connection object use (objects are recycled) */
 	int state;             /* enum pd_conn_state, atomic */
 	int nonblock;          /* O_NONBLOCK of the open file description, atomic */
 	int no_attach;         /* reason code != 0: never attach (see pd_conn_reason) */
@@ -76,6 +77,8 @@ struct pd_conn {
 	bool rx_sw_seen;       /* we have seen the peer's switched flag */
 	bool rx_ring;          /* peer switched and we consumed its TCP bytes */
 	bool rx_eof;           /* EOF returned once; keep returning it */
+	bool rx_fin;           /* on the ring: the kernel socket showed the FIN (or an error) */
+	bool rx_kcheck;        /* on the ring: the socket had an edge since it was last looked at */
 	bool wr_shut;          /* shutdown(SHUT_WR) done by the application */
 	bool rd_shut;          /* shutdown(SHUT_RD) done by the application */
 	/* assignment, valid from PD_CS_ASSIGNED */
@@ -92,6 +95,7 @@ struct pd_conn {
 	int peer_proc;         /* pidfd of the peer's process: readable once it exited */
 	int peer_exited;       /* seen through peer_proc, atomic */
 	int epipe_next;        /* a write found the peer gone: the next ones fail (EPIPE) */
+	int tx_sock_err;       /* a send's wait saw the kernel socket's ERR/HUP, atomic */
 	int reset;             /* the slot was found corrupted: ECONNRESET, atomic */
 	uint32_t rx_spin_ns, tx_spin_ns; /* adaptive spin budgets (ring.c) */
 	uint64_t t_report_ns;     /* when it was reported (for PD_LOG=debug timings) */
@@ -144,6 +148,9 @@ void pd_conn_arm(struct pd_conn *c, bool rx, bool tx);
 void pd_conn_disarm(struct pd_conn *c, bool rx, bool tx);
 void pd_conn_ring_self(struct pd_conn *c);
 int pd_conn_queued(struct pd_conn *c, bool inq, int kernel);
+void pd_conn_wait_forget(struct pd_conn *c);   /* drop it from this thread's waiting set */
+void pd_ring_atfork_child(void);
+void pd_poll_atfork_child(void);
 
 /* ---- readiness (epoll.c, poll.c) ---- */
 struct pd_epreg;

@@ -47,6 +47,18 @@ static int priv_epoll(void)
 	return fd;
 }
 
+/* fork child: the thread's set is the parent's instance (shared, so each
+ * process would collect edges the other needs): start a new one. */
+void pd_poll_atfork_child(void)
+{
+	if (priv_ep >= 0) {
+		pd_fd_set_kind(priv_ep, PD_FK_UNKNOWN);
+		pd_real.close(priv_ep);
+		pthread_setspecific(priv_key, NULL); /* created with the set */
+	}
+	priv_ep = -1;
+}
+
 static void priv_drain(int ep)
 {
 	struct epoll_event ev[64];

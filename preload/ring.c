@@ -21,12 +21,6 @@ static void doorbell(int efd)
 	(void)!pd_real.write(efd, &one, sizeof one);
 }
 
-static void doorbell_drain(int efd)
-{
-	uint64_t v;
-	(void)!pd_real.read(efd, &v, sizeof v); /* eventfds are EFD_NONBLOCK */
-}
-
 static int conn_reset(struct pd_conn *c, const char *why)
 {
 	if (!__atomic_exchange_n(&c->reset, 1, __ATOMIC_ACQ_REL)) {
@@ -186,7 +180,7 @@ static bool peer_gone(struct pd_conn *c)
 static bool tx_ready(struct pd_conn *c)
 {
 	if (slot_reset(c)) return true;
-	if (peer_gone(c)) return true;
+	if (peer_gone(c) || __atomic_load_n(&c->tx_sock_err, __ATOMIC_RELAXED)) return true;
 	return c->tx_head - pd_load_acquire(&c->txd->tail) < c->ring_size;
 }
 
@@ -219,57 +213,268 @@ static bool spin(struct pd_conn *c, bool (*ready)(struct pd_conn *), uint32_t *b
 	return false;
 }
 
-/* The sleep both waits share: spin, count ourselves in *armed, fence,
- * re-check, poll p[0..n) (p[bell] is our doorbell), uncount, drain the
- * doorbell if it rang. Returns 0 when ready without sleeping or woken (the
- * caller reads p[].revents, zero when it did not sleep), -EAGAIN when the
- * socket's timeout for that direction expired, or -errno (EINTR as TCP would). */
-static int doorbell_wait(struct pd_conn *c, bool (*ready)(struct pd_conn *), uint32_t *spin_ns, uint32_t *armed,
-			 int timeo_opt, struct pollfd *p, int n, int bell)
+/* ---- the waiting set ----
+ *
+ * A blocking call sleeps in epoll_wait on a per-thread epoll instance that
+ * holds the connection it waits on: its two doorbells, its kernel socket and
+ * the peer's pidfd, all edge-triggered. Nothing here ever reads a doorbell:
+ * its eventfd count only grows, so an edge the kernel queued for another
+ * waiter (an application's epoll set, a poll) is never dropped when that
+ * waiter collects it (the kernel drops an edge-triggered event whose file is
+ * no longer ready at collection: an eventfd read to 0 is not). The waiter
+ * arms before its re-check, so any publish it needs comes after the arm and
+ * rings: a fresh edge in its own registration, never consumed by anyone else.
+ *
+ * The set is bound to one connection at a time (a thread blocks on one
+ * connection at a time): blocking on another one moves the registrations
+ * (a few epoll_ctl calls), blocking on the same one again costs nothing.
+ * The socket and the pidfd are level conditions seen through edges: an edge
+ * collected by the other direction's waiter of the same thread is passed on
+ * in look_rx/look_tx, and the conditions they signal (FIN, reset, a dead
+ * peer) are made sticky on the connection, so no later wait depends on an
+ * edge that was already collected. */
+enum { WK_SOCK = 0, WK_RX = 1, WK_TX = 2, WK_PEER = 3, WK_N = 4 };
+
+struct wait_set {
+	int ep;                /* the thread's epoll instance, -1 until first needed */
+	struct pd_conn *c;     /* the connection registered in it */
+	uint64_t serial;       /* its serial then (connection objects are recycled) */
+	uint64_t gen;          /* bumped at each binding: tags of older ones are stale */
+	int fd[WK_N];          /* the fds registered, -1 when none */
+	bool look_rx, look_tx; /* an edge the other direction's waiter collected */
+};
+
+static __thread struct wait_set ws = { .ep = -1, .fd = { -1, -1, -1, -1 } };
+static pthread_key_t ws_key;
+static pthread_once_t ws_once = PTHREAD_ONCE_INIT;
+
+static void ws_close(void *p)
 {
-	for (int i = 0; i < n; i++) p[i].revents = 0;
+	int fd = (int)(intptr_t)p - 1;
+	if (fd >= 0) {
+		pd_fd_set_kind(fd, PD_FK_UNKNOWN);
+		pd_real.close(fd);
+	}
+}
+
+static void ws_key_init(void)
+{
+	pthread_key_create(&ws_key, ws_close);
+}
+
+static uint64_t ws_tag(int kind)
+{
+	return ws.gen << 2 | (uint64_t)kind;
+}
+
+/* Unregister the bound connection: its fds may be closed or renumbered by
+ * now, so an fd number may name another file (ENOENT, harmless: only the
+ * bound connection's files are ever in the set under those numbers) or the
+ * old file may linger under its old number until its last reference closes;
+ * its events then carry an old generation and are ignored. */
+static void ws_unbind(void)
+{
+	int saved = errno;
+	for (int k = 0; k < WK_N; k++) {
+		if (ws.fd[k] >= 0) (void)pd_real.epoll_ctl(ws.ep, EPOLL_CTL_DEL, ws.fd[k], NULL);
+		ws.fd[k] = -1;
+	}
+	ws.c = NULL;
+	ws.serial = 0;
+	ws.look_rx = ws.look_tx = false;
+	ws.gen++;
+	errno = saved;
+}
+
+static bool ws_add(int kind, int fd, uint32_t events)
+{
+	if (fd < 0) return kind == WK_PEER; /* no pidfd: the flags and the controller tell */
+	struct epoll_event ev = { .events = events | EPOLLET, .data.u64 = ws_tag(kind) };
+	if (pd_real.epoll_ctl(ws.ep, EPOLL_CTL_ADD, fd, &ev) < 0 && errno != EEXIST) return false;
+	ws.fd[kind] = fd;
+	return true;
+}
+
+/* The thread's set with c registered in it, or -1 (no fd, no memory: the
+ * caller falls back to a short poll). Under the caller's rx or tx lock, so c
+ * is attached and its fds are open. No syscall when c is bound already. */
+static int ws_bind(struct pd_conn *c)
+{
+	if (PD_LIKELY(ws.c == c && ws.serial == c->serial && ws.ep >= 0)) return ws.ep;
+	int saved = errno;
+	if (ws.ep < 0) {
+		pthread_once(&ws_once, ws_key_init);
+		int fd = epoll_create1(EPOLL_CLOEXEC);
+		if (fd < 0) {
+			errno = saved;
+			return -1;
+		}
+		pd_fd_set_kind(fd, PD_FK_INTERNAL);
+		ws.ep = fd;
+		pthread_setspecific(ws_key, (void *)(intptr_t)(fd + 1));
+	}
+	ws_unbind();
+	/* registering reports what is true already: no edge predates the set */
+	bool ok = ws_add(WK_SOCK, __atomic_load_n(&c->sock, __ATOMIC_ACQUIRE), EPOLLIN | EPOLLRDHUP) &&
+		  ws_add(WK_RX, c->efd_rx_self, EPOLLIN) && ws_add(WK_TX, c->efd_tx_self, EPOLLIN) &&
+		  ws_add(WK_PEER, c->peer_proc, EPOLLIN);
+	errno = saved;
+	if (!ok) {
+		ws_unbind();
+		return -1;
+	}
+	ws.c = c;
+	ws.serial = c->serial;
+	return ws.ep;
+}
+
+/* The connection is going away (its doorbells close next): if this thread's
+ * set holds it, take it out now, while the fd numbers still name its files. */
+void pd_conn_wait_forget(struct pd_conn *c)
+{
+	if (ws.c == c && ws.ep >= 0) ws_unbind();
+}
+
+/* fork child: the thread's set is the parent's instance (shared): start a
+ * new one on first need. */
+void pd_ring_atfork_child(void)
+{
+	if (ws.ep >= 0) {
+		pd_fd_set_kind(ws.ep, PD_FK_UNKNOWN);
+		pd_real.close(ws.ep);
+		pthread_setspecific(ws_key, NULL); /* created with the set */
+	}
+	ws.ep = -1;
+	for (int k = 0; k < WK_N; k++) ws.fd[k] = -1;
+	ws.c = NULL;
+	ws.serial = 0;
+	ws.look_rx = ws.look_tx = false;
+	ws.gen++;
+}
+
+/* What a wait saw of the kernel socket and the peer's process. */
+struct wait_ev {
+	uint32_t sock;  /* EPOLL* events of the kernel socket */
+	bool peer;      /* the peer's process exited */
+};
+
+/* The socket and the pidfd now, level (a zero-timeout poll): a waiter that
+ * could not bind a set, or that was told an edge went to the other side. */
+static void look_now(struct pd_conn *c, struct wait_ev *we)
+{
+	struct pollfd p[2] = { { .fd = c->sock, .events = POLLIN | POLLRDHUP }, { .fd = c->peer_proc, .events = POLLIN } };
+	int saved = errno;
+	if (pd_real.poll(p, c->peer_proc >= 0 ? 2 : 1, 0) > 0) {
+		we->sock = (uint32_t)(unsigned short)p[0].revents;
+		we->peer = c->peer_proc >= 0 && p[1].revents;
+	}
+	errno = saved;
+}
+
+/* The sleep both waits share: spin, count ourselves in *armed, fence,
+ * re-check, sleep on the set, uncount. Returns 0 when ready without
+ * sleeping or woken (*we says what the kernel reported, zero when it did not
+ * sleep), -EAGAIN when the socket's timeout for that direction expired, or
+ * -errno (EINTR as TCP would). */
+static int doorbell_wait(struct pd_conn *c, bool rx, bool (*ready)(struct pd_conn *), uint32_t *spin_ns,
+			 uint32_t *armed, int timeo_opt, struct wait_ev *we)
+{
+	we->sock = 0;
+	we->peer = false;
 	if (spin(c, ready, spin_ns)) return 0;
+	int ep = ws_bind(c);
 	arm_add(armed, 1);
 	pd_fence_full(); /* orders the armed store before the re-check loads */
 	if (ready(c)) {
 		arm_add(armed, -1);
 		return 0;
 	}
+	bool *look = rx ? &ws.look_rx : &ws.look_tx;
+	if (ep < 0 || *look) {
+		/* an edge the other direction's waiter took, or no set: look at
+		 * the socket now; without a set, sleep in short steps (the
+		 * doorbell cannot be watched without reading it) */
+		*look = false;
+		look_now(c, we);
+		if (ep < 0 && !we->sock && !we->peer) {
+			struct pollfd p = { .fd = c->sock, .events = rx ? POLLIN | POLLRDHUP : 0 };
+			int saved = errno;
+			if (pd_real.poll(&p, 1, 1) > 0) we->sock = (uint32_t)(unsigned short)p.revents;
+			errno = saved;
+		}
+		arm_add(armed, -1);
+		return 0;
+	}
 	int timeout = sock_timeout_ms(c, timeo_opt);
-	int r, e = 0;
-	while ((r = pd_real.poll(p, (nfds_t)n, timeout)) < 0 && errno == EINTR)
-		if (eintr_returns(c, timeo_opt)) {
-			errno = EINTR;
+	uint64_t start = timeout > 0 ? pd_now_ns() : 0;
+	const int mine = rx ? WK_RX : WK_TX;
+	struct epoll_event ev[8];
+	int r = 0, e = 0;
+	bool woke = false;
+	while (!woke) {
+		int t = timeout;
+		if (timeout > 0) {
+			uint64_t el = (pd_now_ns() - start) / 1000000u;
+			t = el >= (uint64_t)timeout ? 0 : timeout - (int)el;
+		}
+		r = pd_real.epoll_wait(ep, ev, 8, t);
+		if (r < 0) {
+			if (errno == EINTR && !eintr_returns(c, timeo_opt)) continue;
+			e = errno;
 			break;
 		}
-	if (r < 0) e = errno;
+		if (r == 0) break; /* the socket's timeout */
+		for (int i = 0; i < r; i++) {
+			if (ev[i].data.u64 >> 2 != ws.gen) continue; /* queued for an older binding */
+			int kind = (int)(ev[i].data.u64 & 3);
+			if (kind == mine) {
+				woke = true;
+			} else if (kind == WK_SOCK) {
+				we->sock |= ev[i].events;
+				if (rx) {
+					woke = true;
+					if (ev[i].events & (EPOLLERR | EPOLLHUP)) ws.look_tx = true;
+				} else {
+					ws.look_rx = true;
+					if (ev[i].events & (EPOLLERR | EPOLLHUP)) woke = true;
+				}
+			} else if (kind == WK_PEER) {
+				we->peer = true;
+				if (rx) ws.look_tx = true;
+				else woke = true;
+			}
+			/* the other direction's doorbell: it arms and re-checks
+			 * before it sleeps, so it needs no edge from before */
+		}
+	}
 	arm_add(armed, -1);
-	if (p[bell].revents) doorbell_drain(p[bell].fd);
 	if (r < 0) return -e;
-	return r == 0 ? -EAGAIN : 0;
+	return woke ? 0 : -EAGAIN;
 }
 
 /* Wait until rx_ready or the kernel socket is readable. Returns 0, -EAGAIN
- * (SO_RCVTIMEO expired) or another -errno. *sock_ev gets the socket's revents. */
-static int wait_rx(struct pd_conn *c, short *sock_ev)
+ * (SO_RCVTIMEO expired) or another -errno. *sock_ev gets the socket's events. */
+static int wait_rx(struct pd_conn *c, uint32_t *sock_ev)
 {
-	struct pollfd p[2] = { { .fd = c->sock, .events = POLLIN | POLLRDHUP }, { .fd = c->efd_rx_self, .events = POLLIN } };
-	int r = doorbell_wait(c, rx_ready, &c->rx_spin_ns, &c->rxd->reader_armed, SO_RCVTIMEO, p, 2, 1);
-	*sock_ev = r == 0 ? p[0].revents : 0;
+	struct wait_ev we;
+	int r = doorbell_wait(c, true, rx_ready, &c->rx_spin_ns, &c->rxd->reader_armed, SO_RCVTIMEO, &we);
+	if (we.peer) __atomic_store_n(&c->peer_exited, 1, __ATOMIC_RELAXED);
+	*sock_ev = r == 0 ? we.sock : 0;
 	return r;
 }
 
 static int wait_tx(struct pd_conn *c)
 {
-	/* the socket only for errors: a half-closed peer makes it readable
-	 * forever; the peer's pidfd: a SIGKILLed reader sets no flag, and the
-	 * controller that would may be dead too */
-	struct pollfd p[3] = { { .fd = c->efd_tx_self, .events = POLLIN }, { .fd = c->sock, .events = 0 },
-			       { .fd = c->peer_proc, .events = POLLIN } };
-	int r = doorbell_wait(c, tx_ready, &c->tx_spin_ns, &c->txd->writer_armed, SO_SNDTIMEO, p, 3, 0);
+	/* the socket only for errors (a half-closed peer makes it readable
+	 * forever); the peer's pidfd: a SIGKILLed reader sets no flag, and
+	 * the controller that would may be dead too. Both are sticky here:
+	 * their edges come once. */
+	struct wait_ev we;
+	int r = doorbell_wait(c, false, tx_ready, &c->tx_spin_ns, &c->txd->writer_armed, SO_SNDTIMEO, &we);
+	if (we.peer) __atomic_store_n(&c->peer_exited, 1, __ATOMIC_RELAXED);
+	if (we.sock & (EPOLLERR | EPOLLHUP)) __atomic_store_n(&c->tx_sock_err, 1, __ATOMIC_RELAXED);
 	if (r < 0) return r;
-	if (p[2].revents) __atomic_store_n(&c->peer_exited, 1, __ATOMIC_RELAXED);
-	if (p[1].revents & (POLLERR | POLLHUP)) return -EPIPE;
+	if (__atomic_load_n(&c->tx_sock_err, __ATOMIC_RELAXED)) return -EPIPE;
 	return 0;
 }
 
@@ -542,15 +747,27 @@ static ssize_t ring_recv_once(struct pd_conn *c, struct iov_cursor *cu, size_t w
 		return 0;
 	}
 	if (c->rd_shut) return 0; /* SHUT_RD: what was queued was read; now EOF */
+	if (c->rx_fin) { /* the FIN was seen: EOF for good, as TCP */
+		if (pd_load_acquire(&c->rxd->head) != c->rx_tail) return -EINTR;
+		return 0;
+	}
 	if (!check_kernel) return -EAGAIN;
-	/* The peer's FIN (or RST) still arrives on the kernel socket. */
+	/* The peer's FIN (or RST) still arrives on the kernel socket. Its edge
+	 * comes once (wait_rx): rx_kcheck keeps it until this look, and rx_fin
+	 * keeps what the look found. */
+	c->rx_kcheck = false;
 	char b;
 	ssize_t r = pd_real.recv(c->sock, &b, 1, MSG_DONTWAIT | MSG_PEEK);
 	if (r > 0) return conn_reset(c, "peer wrote to TCP after switching to the ring");
 	if (r == 0) {
 		/* FIN: the peer published every ring byte before closing */
+		c->rx_fin = true;
 		if (pd_load_acquire(&c->rxd->head) != c->rx_tail) return -EINTR;
 		return 0;
+	}
+	if (errno == ECONNRESET || errno == ETIMEDOUT || errno == EHOSTUNREACH || errno == ENETUNREACH) {
+		c->rx_fin = true; /* TCP reports the error once, then EOF */
+		__atomic_store_n(&c->epipe_next, 1, __ATOMIC_RELAXED);
 	}
 	return -errno;
 }
@@ -573,7 +790,6 @@ ssize_t pd_conn_recv_msg(struct pd_conn *c, const struct iovec *iov, int iovcnt,
 		return r;
 	}
 	struct iov_cursor cu = { .iov = iov, .cnt = iovcnt };
-	bool sock_readable = false;
 	if (want == 0) { /* TCP: EAGAIN when nothing is there and the call may not wait */
 		if (nonblock && c->rx_ring && pd_load_acquire(&c->rxd->head) == c->rx_tail &&
 		    !pd_load_acquire(&c->rxd->wr_closed) && !c->rd_shut)
@@ -607,8 +823,7 @@ ssize_t pd_conn_recv_msg(struct pd_conn *c, const struct iovec *iov, int iovcnt,
 			if (r == -EAGAIN && c->rx_ring) continue; /* all TCP bytes read: go to the ring */
 			(void)sw;
 		} else {
-			r = ring_recv_once(c, &cu, want - (size_t)got, flags, sock_readable || nonblock);
-			sock_readable = false;
+			r = ring_recv_once(c, &cu, want - (size_t)got, flags, c->rx_kcheck || nonblock);
 			if (r == -EINTR) continue;
 		}
 		if (r > 0) {
@@ -625,13 +840,13 @@ ssize_t pd_conn_recv_msg(struct pd_conn *c, const struct iovec *iov, int iovcnt,
 			if (got == 0) got = -EAGAIN;
 			break;
 		}
-		short ev;
+		uint32_t ev;
 		int w = wait_rx(c, &ev);
 		if (w < 0) {
 			if (got == 0) got = w;
 			break;
 		}
-		if (ev) sock_readable = true;
+		if (ev) c->rx_kcheck = true; /* an edge: kept until the socket is looked at */
 	}
 out:
 	pthread_mutex_unlock(&c->rx_lock);

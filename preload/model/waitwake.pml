@@ -41,12 +41,22 @@
  *   fin_sent, fin               close()/shutdown()/death; FIN arrived
  *   doorbell_rx, doorbell_tx    eventfds: a write adds 1, a read takes the
  *                               whole count; only zero/non-zero is ever
- *                               observed (poll, epoll), so a bit stands for it
+ *                               observed (poll, epoll), so a bit stands for it.
+ *                               Nobody reads them (only broken variants do)
  *   ep_edge                     the epoller's EPOLLET registration of
  *                               doorbell_rx is pending: set by every write
  *                               of the eventfd, cleared when it wakes
  *   ep_sock_edge                its registration of the socket: set when
  *                               the FIN arrives
+ *   c_edge, c_sock_edge         the consumer's own EPOLLET registrations
+ *                               (ring.c's per-thread waiting set) of
+ *                               doorbell_rx and of the socket: set by every
+ *                               doorbell write / TCP arrival / the FIN
+ *   p_edge                      the producer's registration of doorbell_tx
+ *   The kernel's epoll_wait re-polls a file when it collects its pending
+ *   EPOLLET edge and drops the event if the file is not ready then: an
+ *   eventfd read to 0 is not.  That drop is modelled where a variant reads
+ *   a doorbell (DRAINS); otherwise no count ever returns to 0.
  *
  * Switches (spin -D...):
  *   expected to verify:
@@ -70,6 +80,13 @@
  *                                 its fence (before the tail store is visible)
  *     BROKEN_EP_DRAINS            the epoller reads (drains) the doorbell
  *                                 when it wakes
+ *     BROKEN_WAIT_DRAINS          ring.c before issue 3's fix: the blocking
+ *                                 waiters poll() the doorbell (and the
+ *                                 socket) level-triggered and drain the
+ *                                 doorbell when poll reported it
+ *     BROKEN_SOCK_EDGE_FORGOTTEN  the socket's edge is forgotten when the
+ *                                 call returns ring bytes first (rx_kcheck
+ *                                 not kept across calls)
  *     BROKEN_FLAG_ARMED           the old protocol: armed is a flag, a waiter
  *                                 stores 1 and 0, the waker claims it with
  *                                 an exchange to 0
@@ -86,14 +103,6 @@
  *                                 pd_conn_ring_events does; asserts the
  *                                 "corrupt indices" branch never fires on
  *                                 a healthy connection
- *     EP_KERNEL_EDGE              the kernel's epoll: a pending EPOLLET
- *                                 edge is delivered only if the eventfd
- *                                 count is non-zero when epoll_wait
- *                                 collects it (ep_send_events re-polls)
- *   a fix, expected to verify (with EP_KERNEL_EDGE):
- *     FIX_RX_NO_DRAIN             the consumer never reads the doorbell
- *                                 either: it waits for its own EPOLLET edge
- *                                 (a private epoll set, as poll.c's)
  * Sizes: -DN=<ring slots> (default 2), -DK=<items> (default 5).
  */
 
@@ -109,6 +118,9 @@
 
 #ifdef NO_EPOLLER
 #define NO_READER_STOP          /* it stops only to leave the epoller news */
+#endif
+#if defined(BROKEN_EP_DRAINS) || defined(BROKEN_WAIT_DRAINS)
+#define DRAINS                  /* a doorbell's count can return to 0 */
 #endif
 
 #ifdef BROKEN_FLAG_ARMED
@@ -139,9 +151,9 @@ bit  doorbell_rx;           /* consumer's eventfd count != 0 */
 bit  doorbell_tx;           /* producer's eventfd count != 0 */
 bit  ep_edge;               /* the epoller's edge on doorbell_rx is pending */
 bit  ep_sock_edge;          /* its edge on the socket (the FIN) is pending */
-#ifdef FIX_RX_NO_DRAIN
 bit  c_edge;                /* the consumer's own EPOLLET edge on doorbell_rx */
-#endif
+bit  c_sock_edge;           /* its edge on the socket (TCP bytes, the FIN) */
+bit  p_edge;                /* the producer's own EPOLLET edge on doorbell_tx */
 
 /* ---- the epoller's edge-triggered state (struct pd_epreg) ---- */
 bit  ep_cur;                /* EPOLLIN reported for the current head: et_head
@@ -161,13 +173,10 @@ bit  dead;                  /* the producer process was killed */
 /* write(efd, 1): the count becomes non-zero; every write is a new edge
  * for an EPOLLET registration */
 inline ring_rx() {
-#if defined(NO_EPOLLER)
-  doorbell_rx = 1
-#elif defined(FIX_RX_NO_DRAIN)
   atomic { doorbell_rx = 1; ep_edge = 1; c_edge = 1 }
-#else
-  atomic { doorbell_rx = 1; ep_edge = 1 }
-#endif
+}
+inline ring_tx() {
+  atomic { doorbell_tx = 1; p_edge = 1 }
 }
 
 /* wake_reader / wake_writer after the FENCE:
@@ -190,7 +199,7 @@ inline wake_writer() {
   :: writer_armed ->
      atomic { old = writer_armed; writer_armed = 0 };
      if
-     :: old -> doorbell_tx = 1
+     :: old -> ring_tx()
      :: else -> skip
      fi
   :: else -> skip
@@ -205,7 +214,7 @@ inline wake_reader() {
 }
 inline wake_writer() {
   if
-  :: writer_armed > 0 -> doorbell_tx = 1
+  :: writer_armed > 0 -> ring_tx()
   :: else -> skip
   fi
 }
@@ -252,7 +261,8 @@ active proctype consumer()
   bit  rx_ring = 0;         /* peer switched and its TCP bytes are all read */
   bit  sw_seen = 0;         /* rx_sw_seen */
   bit  sw;
-  bit  sock_readable = 0;   /* the last poll reported the socket */
+  bit  sock_readable = 0;   /* rx_kcheck: the socket had an edge not looked at */
+  bit  rx_fin = 0;          /* the FIN was seen on the ring path (sticky) */
   bit  check_kernel;
   bit  rdy, ev_db, ev_sock, old;
 
@@ -286,8 +296,7 @@ active proctype consumer()
              rx_tcp = rx_tcp + k;
              got = got + k
            };
-           sock_readable = 0;                 /* r > 0: back to the app; the */
-           RETURNED                           /* next call starts afresh   */
+           RETURNED                           /* r > 0: back to the app */
         :: tcp_arr == rx_tcp && fin ->        /* recv returned 0 */
            assert(!sw);                       /* FIN follows every TCP byte */
 #ifndef BROKEN_FIN_NO_SWITCH_RECHECK
@@ -301,9 +310,11 @@ active proctype consumer()
         :: else -> goto wait                  /* -EAGAIN */
         fi
      :: else ->
-        /* ---- ring_recv_once(check_kernel = sock_readable) ---- */
+        /* ---- ring_recv_once(check_kernel = rx_kcheck) ---- */
         check_kernel = sock_readable;
+#ifdef BROKEN_SOCK_EDGE_FORGOTTEN
         sock_readable = 0;
+#endif
         h = head;                             /* acquire */
         n = DIFF(h, t);
         assert(n <= N);                       /* C: conn_reset */
@@ -322,7 +333,7 @@ active proctype consumer()
            };
 #ifdef BROKEN_RX_WAKE_NO_FENCE
            if                                 /* writer_armed loaded first */
-           :: writer_armed > 0 -> tail = t; doorbell_tx = 1
+           :: writer_armed > 0 -> tail = t; ring_tx()
            :: else -> tail = t
            fi;
 #else
@@ -344,13 +355,26 @@ active proctype consumer()
         :: else -> skip
         fi;
         if
+        :: rx_fin ->                          /* the FIN seen by an earlier */
+#ifndef BROKEN_EOF_NO_RECHECK                 /* look: EOF for good         */
+           if
+           :: head != t -> goto next
+           :: else -> skip
+           fi;
+#endif
+           goto at_eof
+        :: else -> skip
+        fi;
+        if
         :: !check_kernel -> goto wait
         :: else -> skip
         fi;
+        sock_readable = 0;                    /* rx_kcheck = false: looked at */
         /* recv(MSG_PEEK | MSG_DONTWAIT) on the kernel socket */
         assert(tcp_arr == rx_tcp);            /* C: reset if TCP after the switch */
         if
         :: fin ->
+           rx_fin = 1;
 #ifndef BROKEN_EOF_NO_RECHECK
            if
            :: head != t -> goto next
@@ -379,9 +403,10 @@ wait:
      :: !rx_ring ->                           /* sleep unarmed: no disarm */
 end_poll_unarmed:
         atomic {
-          (doorbell_rx || tcp_arr > rx_tcp || fin) ->
-          ev_db = doorbell_rx;
-          ev_sock = (tcp_arr > rx_tcp || fin)
+          c_edge || c_sock_edge ->
+          ev_sock = c_sock_edge;
+          c_edge = 0;
+          c_sock_edge = 0
         };
         goto woke
      :: else -> skip
@@ -403,31 +428,44 @@ end_poll_unarmed:
         goto next
      :: else -> skip
      fi;
-end_poll:                                     /* poll(socket, doorbell_rx) */
-#if defined(FIX_RX_NO_DRAIN)
-     atomic {                                 /* epoll_wait on a private set: */
-       (c_edge || tcp_arr > rx_tcp || fin) -> /* the doorbell EPOLLET, never  */
-       ev_db = 0;                             /* read; the socket            */
-       c_edge = 0;
-       ev_sock = (tcp_arr > rx_tcp || fin)
-     };
-#elif defined(BROKEN_RX_POLL_DOORBELL_ONLY)
-     atomic { doorbell_rx -> ev_db = 1; ev_sock = 0 };
-#else
-     atomic {
+#if defined(BROKEN_WAIT_DRAINS)
+end_poll:                                     /* poll(socket, doorbell_rx), */
+     atomic {                                 /* both level-triggered        */
        (doorbell_rx || tcp_arr > rx_tcp || fin) ->
        ev_db = doorbell_rx;
        ev_sock = (tcp_arr > rx_tcp || fin)
      };
+#elif defined(BROKEN_RX_POLL_DOORBELL_ONLY)
+end_poll:                                     /* the set without the socket */
+     atomic { c_edge -> c_edge = 0; c_sock_edge = 0 };
+#else
+end_poll:                                     /* epoll_wait on the thread's  */
+     do                                       /* set: the doorbell and the   */
+     :: atomic {                              /* socket, EPOLLET; it collects */
+          (c_edge && doorbell_rx) || c_sock_edge ->   /* every pending edge */
+          ev_sock = c_sock_edge;
+          c_edge = 0;
+          c_sock_edge = 0;
+          break
+        }
+#ifdef DRAINS
+     :: atomic {                              /* count 0 at collection: the */
+          c_edge && !doorbell_rx && !c_sock_edge ->   /* edge is dropped and */
+          c_edge = 0                          /* it sleeps on              */
+        }
+#endif
+     od;
 #endif
      DISARM(reader_armed);
 woke:
+#ifdef BROKEN_WAIT_DRAINS
      if
      :: ev_db -> doorbell_rx = 0              /* doorbell_drain: takes it all */
      :: else -> skip
      fi;
+#endif
      if
-     :: ev_sock -> sock_readable = 1
+     :: ev_sock -> sock_readable = 1          /* rx_kcheck: kept until looked at */
      :: else -> skip
      fi;
      ev_db = 0;
@@ -500,28 +538,21 @@ active proctype epoller()
      fi;
 #endif
 end_ep_wait:                                  /* epoll_wait: an edge of the */
-#ifdef EP_KERNEL_EDGE                         /* doorbell or of the socket */
-     do
+     do                                       /* doorbell or of the socket */
      :: atomic {                              /* ep_send_events re-polls: the */
           (ep_edge && doorbell_rx) || ep_sock_edge ->   /* eventfd counts */
-          ep_fin = ep_fin || ep_sock_edge;
+          ep_fin = ep_fin || ep_sock_edge;    /* the socket's RDHUP reported */
           ep_edge = 0;
           ep_sock_edge = 0;
           break
         }
+#ifdef DRAINS
      :: atomic {                              /* count 0: the edge is dropped */
           ep_edge && !doorbell_rx && !ep_sock_edge ->   /* and it sleeps on */
           ep_edge = 0
         }
-     od;
-#else
-     atomic {
-       ep_edge || ep_sock_edge ->
-       ep_fin = ep_fin || ep_sock_edge;       /* the socket's RDHUP reported */
-       ep_edge = 0;
-       ep_sock_edge = 0
-     };
 #endif
+     od;
      DISARM(reader_armed);                    /* disarm_all */
 #ifdef BROKEN_EP_DRAINS
      doorbell_rx = 0;                         /* read(efd): takes it all */
@@ -620,9 +651,14 @@ active proctype producer()
         fi;
 #endif
 end_wait_tx:
+#ifdef BROKEN_WAIT_DRAINS
         doorbell_tx;                          /* poll(doorbell_tx, socket) */
         DISARM(writer_armed);
         doorbell_tx = 0                       /* doorbell_drain */
+#else
+        atomic { p_edge && doorbell_tx -> p_edge = 0 };   /* epoll_wait on */
+        DISARM(writer_armed)                  /* the set; never read     */
+#endif
      fi
   :: sent == K -> break
   pnext: skip
@@ -665,9 +701,9 @@ active proctype network()
 {
 end_net:
   do
-  :: tcp_arr < tcp_sent -> tcp_arr++
+  :: tcp_arr < tcp_sent -> atomic { tcp_arr++; c_sock_edge = 1 }
   :: fin_sent && tcp_arr == tcp_sent ->
-     atomic { fin = 1; ep_sock_edge = 1 }; break
+     atomic { fin = 1; ep_sock_edge = 1; c_sock_edge = 1 }; break
   od
 }
 
