@@ -5,12 +5,13 @@
 import { SESSION_PAGE, constant, offsetOf } from '../datapath/layout.js';
 import {
   F_SEAL_GROW, F_SEAL_SEAL, F_SEAL_SHRINK, MFD_ALLOW_SEALING, MFD_CLOEXEC, RECV_MAX_FDS,
-  addSeals, closeQuietly, ftruncate, memfdCreate, recvWithFds, sendWithFds,
+  addSeals, closeQuietly, ftruncate, memfdCreate, pidfdOpen, recvWithFds, sendWithFds,
 } from '../datapath/libc.js';
 import { type FdWatch, watchFd } from '../datapath/poll.js';
 import { Mapping } from '../datapath/shm.js';
 import { errorMessage } from './errors.js';
 import { KINDS, MSG_MAX, type Message, type ShimMessage, decode, encode } from './protocol.js';
+import { SharedFd } from './shared-fd.js';
 import type { ConnEnd } from './state.js';
 
 export enum SessionState {
@@ -57,6 +58,8 @@ export class Session {
   readonly ends = new Map<bigint, ConnEnd>();
   waiting = 0;
   private page: Mapping | null = null;
+  /** a pidfd of this process, opened at its first match, sent with every ASSIGN its peers get */
+  private procFd: SharedFd | null = null;
   private seq = 0n;
   private readonly queue: Outgoing[] = [];
   private readonly watch: FdWatch;
@@ -69,7 +72,8 @@ export class Session {
     readonly fd: number,
     readonly pid: number,
     private readonly events: SessionEvents,
-    private readonly debug: (m: string) => void,
+    /** null when debug logging is off: `this.debug?.(...)` then skips formatting its argument */
+    private readonly debug: ((m: string) => void) | null,
   ) {
     this.watch = watchFd(fd, { readable: true, disconnect: true }, (ev) => {
       if (ev.status < 0) this.close(`poll error ${ev.status}`);
@@ -108,7 +112,7 @@ export class Session {
         const d = decode(r.data, KINDS['conn-report'].fds);
         if (d.ok && d.msg.type === 'conn-report') {
           for (const fd of r.fds) closeQuietly(fd);
-          this.debug(`${this.label} <- ${describe(d.msg)} (its socket could not be received: out of file descriptors)`);
+          this.debug?.(`${this.label} <- ${describe(d.msg)} (its socket could not be received: out of file descriptors)`);
           this.events.onMessage(this, d.msg, []);
           continue;
         }
@@ -119,11 +123,22 @@ export class Session {
       if (d.msg.type !== 'hello' && d.msg.type !== 'conn-report' && d.msg.type !== 'conn-closed') {
         return violation(`${d.msg.type} is not a shim message`);
       }
-      this.debug(`${this.label} <- ${describe(d.msg)}`);
+      this.debug?.(`${this.label} <- ${describe(d.msg)}`);
       this.events.onMessage(this, d.msg, r.fds);
     }
     // More may be queued: uv_poll is level-triggered, so the next loop turn
     // comes back here, after the other sessions had theirs.
+  }
+
+  /**
+   * A pidfd of this session's process, with a reference for the caller (who
+   * unrefs it once the message carrying it was sent or dropped). Opened once
+   * per session rather than per connection. Throws SysError (ESRCH: gone).
+   */
+  pidfd(): SharedFd {
+    if (this.state === SessionState.Closed) throw new Error(`${this.label}: pidfd() after close`);
+    this.procFd ??= new SharedFd(pidfdOpen(this.pid));
+    return this.procFd.ref();
   }
 
   /** Creates the session page and answers HELLO_ACK with it. */
@@ -156,7 +171,7 @@ export class Session {
       after();
       return;
     }
-    this.debug(`${this.label} -> ${describe(msg)}`);
+    this.debug?.(`${this.label} -> ${describe(msg)}`);
     this.queue.push({ data: encode(msg), fds, live, after });
     if (this.queue.length > MAX_QUEUE) {
       this.closeLater('the process does not read its session socket');
@@ -211,6 +226,8 @@ export class Session {
     for (const m of this.queue.splice(0)) m.after();
     this.page?.unmap();
     this.page = null;
+    this.procFd?.unref();
+    this.procFd = null;
     this.events.onClose(this, reason);
   }
 }

@@ -14,7 +14,7 @@ export interface ConnEnd {
   /** null when the reported fd was not a connected TCP socket */
   readonly local: Endpoint | null;
   readonly peer: Endpoint | null;
-  /** inode of the socket's network namespace; null when unknown */
+  /** the socket's network namespace (cookie, or inode on old kernels); null when unknown */
   readonly netns: number | null;
   /** key in the waiting table while unmatched */
   readonly key: string | null;

@@ -20,6 +20,7 @@ export const SO_TYPE = 3;
 export const SO_PEERCRED = 17;
 export const SO_PROTOCOL = 38;
 export const SO_DOMAIN = 39;
+export const SO_NETNS_COOKIE = 71;
 export const SCM_RIGHTS = 1;
 export const IPPROTO_TCP = 6;
 export const MSG_CTRUNC = 0x8;
@@ -372,16 +373,46 @@ export function connect(fd: number, addr: Buffer, what = 'connect'): void {
   check(what, () => lib().connect(fd, addr, addr.length));
 }
 
+// getsockopt, getsockname and getpeername run once or more per reported
+// connection: they reuse these buffers instead of allocating two per call.
+const optVal = Buffer.alloc(16);
+const optLen = Buffer.alloc(4);
+const nameBuf = Buffer.alloc(128);
+
+/** getsockopt into optVal; returns the length the kernel gave. */
+function sockoptRaw(fd: number, level: number, name: number, size: number, op: string): number {
+  const t = lib();
+  optLen.writeUInt32LE(size, 0);
+  check(op, () => t.getsockopt(fd, level, name, optVal, optLen));
+  return Math.min(size, optLen.readUInt32LE(0));
+}
+
 function sockopt(fd: number, level: number, name: number, size: number, op: string): Buffer {
-  const val = Buffer.alloc(size);
-  const len = Buffer.alloc(4);
-  len.writeUInt32LE(size, 0);
-  check(op, () => lib().getsockopt(fd, level, name, val, len));
-  return val.subarray(0, Math.min(size, len.readUInt32LE(0)));
+  const n = sockoptRaw(fd, level, name, size, op);
+  return Buffer.from(optVal.subarray(0, n));
 }
 
 export function getsockoptInt(fd: number, level: number, name: number, op = 'getsockopt'): number {
-  return sockopt(fd, level, name, 4, op).readInt32LE(0);
+  sockoptRaw(fd, level, name, 4, op);
+  return optVal.readInt32LE(0);
+}
+
+/**
+ * The cookie of the socket's network namespace (SO_NETNS_COOKIE, Linux 5.14):
+ * one call, no fd, no privilege. null when the kernel does not know the option.
+ */
+export function netnsCookie(fd: number): number | null {
+  const t = lib();
+  optLen.writeUInt32LE(8, 0);
+  for (;;) {
+    if (t.getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, optVal, optLen) === 0) break;
+    const e = koffi.errno();
+    if (e === 4) continue;
+    if (e === 92 /* ENOPROTOOPT */) return null;
+    throw new SysError('getsockopt(SO_NETNS_COOKIE)', e);
+  }
+  // a counter of namespaces made since boot: far below 2^53
+  return Number(optVal.readBigUInt64LE(0));
 }
 
 export interface PeerCred {
@@ -433,12 +464,10 @@ export function decodeSockaddr(b: Buffer): InetAddress | null {
 }
 
 function sockName(fd: number, peer: boolean): InetAddress | null {
-  const addr = Buffer.alloc(128);
-  const len = Buffer.alloc(4);
-  len.writeUInt32LE(addr.length, 0);
+  optLen.writeUInt32LE(nameBuf.length, 0);
   const t = lib();
-  check(peer ? 'getpeername' : 'getsockname', () => (peer ? t.getpeername(fd, addr, len) : t.getsockname(fd, addr, len)));
-  return decodeSockaddr(addr.subarray(0, Math.min(addr.length, len.readUInt32LE(0))));
+  check(peer ? 'getpeername' : 'getsockname', () => (peer ? t.getpeername(fd, nameBuf, optLen) : t.getsockname(fd, nameBuf, optLen)));
+  return decodeSockaddr(nameBuf.subarray(0, Math.min(nameBuf.length, optLen.readUInt32LE(0))));
 }
 
 /** The socket's local address, or null when it is not AF_INET/AF_INET6. */
