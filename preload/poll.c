@@ -108,6 +108,10 @@ static int poll_core(struct pollfd *fds, nfds_t n, int timeout, const sigset_t *
 			}
 		}
 		int st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
+		if (st == PD_CS_ESTABLISHED) { /* watched: a use, so report it now (no attach meanwhile) */
+			pd_session_report(c, c->origin);
+			st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
+		}
 		if (st == PD_CS_ATTACHED) {
 			ring[nring].idx = i;
 			ring[nring].c = c;

@@ -130,6 +130,12 @@ void pd_session_report(struct pd_conn *c, int origin)
 		return;
 	}
 	pthread_mutex_lock(&S.lock);
+	const int st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
+	if (c->reported || (st != PD_CS_ESTABLISHED && st != PD_CS_CONNECTING)) {
+		/* another thread's call reported it (or settled it) first */
+		pthread_mutex_unlock(&S.lock);
+		return;
+	}
 	if (session_open_locked() < 0) {
 		__atomic_store_n(&c->state, PD_CS_TCP, __ATOMIC_RELEASE);
 		pthread_mutex_unlock(&S.lock);
@@ -395,12 +401,23 @@ void pd_session_poll(void)
 	pthread_mutex_unlock(&S.lock);
 }
 
+/* A connection is reported at its first use, not when connect() or accept()
+ * returns it: one that is closed unused (a server that accepts and closes, a
+ * port probe) costs the controller nothing, and every call that could carry
+ * data, wait for it or register it (read/write family, epoll, poll/select)
+ * passes through pd_conn_progress first, so no byte moves before the report. */
+void pd_conn_established(struct pd_conn *c, int origin)
+{
+	c->origin = origin;
+	__atomic_store_n(&c->state, PD_CS_ESTABLISHED, __ATOMIC_RELEASE);
+}
+
 void pd_conn_check_connected(struct pd_conn *c)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof ss;
 	if (getpeername(c->sock, (struct sockaddr *)&ss, &len) == 0) {
-		pd_session_report(c, PD_ORIGIN_CONNECT);
+		pd_conn_established(c, PD_ORIGIN_CONNECT);
 		return;
 	}
 	int err = 0;
@@ -418,6 +435,10 @@ void pd_conn_progress(struct pd_conn *c)
 	int st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
 	if (st == PD_CS_CONNECTING) {
 		pd_conn_check_connected(c);
+		st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
+	}
+	if (st == PD_CS_ESTABLISHED) {
+		pd_session_report(c, c->origin);
 		st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
 	}
 	if (st == PD_CS_REPORTED) {
