@@ -93,7 +93,7 @@ struct pd_conn {
 	int epipe_next;        /* a write found the peer gone: the next ones fail (EPIPE) */
 	int reset;             /* the slot was found corrupted: ECONNRESET, atomic */
 	uint32_t rx_spin_ns, tx_spin_ns; /* adaptive spin budgets (ring.c) */
-	uint64_t t_report_ns;     /* when it was reported (for PD_LOG=debug timings) */
+	uint64_t t_est_ns;        /* when connect()/accept() returned it (PD_LOG=debug timings) */
 	struct pd_conn *next_pending; /* session pending list, under the session lock */
 	struct pd_conn *next_free;
 	struct pd_epreg *epregs;  /* epoll registrations, under the epoll lock */

@@ -142,7 +142,6 @@ void pd_session_report(struct pd_conn *c, int origin)
 		return;
 	}
 	c->id = ++S.next_id;
-	if (pd_cfg.log_level >= PD_LOG_DEBUG) c->t_report_ns = pd_now_ns();
 	struct pd_msg_conn_report m = { 0 };
 	msg_hdr(&m.hdr, PD_MSG_CONN_REPORT, sizeof m);
 	m.conn_id = c->id;
@@ -163,7 +162,8 @@ void pd_session_report(struct pd_conn *c, int origin)
 	S.pending = c;
 	__atomic_store_n(&c->state, PD_CS_REPORTED, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&S.lock);
-	pd_debug("reported conn %llu fd %d origin %d", (unsigned long long)c->id, c->sock, origin);
+	pd_debug("reported conn %llu fd %d origin %d, %llu us after connect/accept", (unsigned long long)c->id, c->sock,
+		 origin, (unsigned long long)((pd_now_ns() - c->t_est_ns) / 1000u));
 }
 
 int pd_session_fd(void)
@@ -322,8 +322,8 @@ static void handle_msg_locked(const uint8_t *buf, ssize_t n, int *fds, int nfds)
 			return;
 		}
 		__atomic_store_n(&c->state, PD_CS_ASSIGNED, __ATOMIC_RELEASE);
-		pd_debug("conn %llu assigned slot %u role %u, %llu us after its report", (unsigned long long)m.conn_id,
-			 m.slot_index, m.role, (unsigned long long)((pd_now_ns() - c->t_report_ns) / 1000u));
+		pd_debug("conn %llu assigned slot %u role %u, %llu us after connect/accept", (unsigned long long)m.conn_id,
+			 m.slot_index, m.role, (unsigned long long)((pd_now_ns() - c->t_est_ns) / 1000u));
 		return;
 	}
 	case PD_MSG_DECLINE: {
@@ -409,6 +409,7 @@ void pd_session_poll(void)
 void pd_conn_established(struct pd_conn *c, int origin)
 {
 	c->origin = origin;
+	if (pd_cfg.log_level >= PD_LOG_DEBUG) c->t_est_ns = pd_now_ns();
 	__atomic_store_n(&c->state, PD_CS_ESTABLISHED, __ATOMIC_RELEASE);
 }
 
@@ -462,8 +463,8 @@ void pd_conn_progress(struct pd_conn *c)
 			/* release: our private state is set before the peer can see us attached */
 			pd_store_release(c->role == 0 ? &c->slot->attached0 : &c->slot->attached1, 1);
 			__atomic_store_n(&c->state, PD_CS_ATTACHED, __ATOMIC_RELEASE);
-			pd_debug("conn %llu attached, %llu us after its report", (unsigned long long)c->id,
-				 (unsigned long long)((pd_now_ns() - c->t_report_ns) / 1000u));
+			pd_debug("conn %llu attached, %llu us after connect/accept", (unsigned long long)c->id,
+				 (unsigned long long)((pd_now_ns() - c->t_est_ns) / 1000u));
 		} else {
 			__atomic_store_n(&c->state, PD_CS_TCP, __ATOMIC_RELEASE);
 		}
