@@ -16,7 +16,7 @@ import type { ArenaPool } from './pool.js';
 import { Decline, Origin, declineText } from './protocol.js';
 import type { Session } from './session.js';
 import type { SharedFd } from './shared-fd.js';
-import { type ConnEnd, type Connection, type SlotLease, doorbell } from './state.js';
+import { type ConnEnd, type Connection, type PendingReport, type SlotLease, doorbell } from './state.js';
 
 /** Unmatched reports one session may have waiting. */
 export const MAX_WAITING_PER_SESSION = 65536;
@@ -105,6 +105,8 @@ export class ConnectionTable {
   private readonly waiting = new Map<string, ConnEnd>();
   /** the same ends by addrKey, oldest first, for a peer in another namespace */
   private readonly waitingByAddr = new Map<string, Set<ConnEnd>>();
+  /** reports of this event-loop turn, verified at its end (flushReports) */
+  private readonly pending: PendingReport[] = [];
 
   constructor(
     private readonly pool: ArenaPool,
@@ -152,8 +154,50 @@ export class ConnectionTable {
     return { refused };
   }
 
-  /** CONN_REPORT with its socket fd, which is closed here whatever happens. */
+  /**
+   * CONN_REPORT with its socket fd, which is closed whatever happens: at the
+   * end of this event-loop turn (flushReports), or at once when the same turn
+   * brings the connection's CONN_CLOSED or the end of its session.
+   */
   report(s: Session, connId: bigint, origin: number, fd: number): void {
+    if (s.ends.has(connId) || s.unverified.has(connId)) {
+      closeQuietly(fd);
+      s.close(`protocol violation: conn_id ${connId} reported twice`);
+      return;
+    }
+    const p: PendingReport = { session: s, connId, origin, fd };
+    s.unverified.set(connId, p);
+    this.pending.push(p);
+    if (this.pending.length === 1) setImmediate(this.flushReports);
+  }
+
+  /** Verifies and places the reports of this turn, in the order they came. */
+  private readonly flushReports = (): void => {
+    const batch = this.pending.splice(0);
+    for (const p of batch) {
+      if (p.fd < 0) continue; // closed in the same turn, or its session ended
+      p.session.unverified.delete(p.connId);
+      const fd = p.fd;
+      p.fd = -1;
+      try {
+        this.place(p.session, p.connId, p.origin, fd);
+      } catch (e) {
+        // as Controller.onMessage does for a message it fails on
+        this.log.error(`${p.session.label}: conn-report: ${errorMessage(e)}`);
+        p.session.close('internal error handling conn-report');
+      }
+    }
+  };
+
+  /** Drops a report not looked at yet: its socket is closed, nothing else was made for it. */
+  private dropPending(p: PendingReport): void {
+    p.session.unverified.delete(p.connId);
+    if (p.fd >= 0) closeQuietly(p.fd);
+    p.fd = -1;
+  }
+
+  /** Verifies a reported socket, then matches it, parks it, or declines it. */
+  private place(s: Session, connId: bigint, origin: number, fd: number): void {
     let v: Verified | string;
     try {
       v = verifyTcpSocket(fd, s.pid);
@@ -214,7 +258,7 @@ export class ConnectionTable {
 
   /** CONN_REPORT whose socket the controller could not receive (it is out of fds): stays on TCP. */
   unreceived(s: Session, connId: bigint, origin: number, why: string): void {
-    if (s.ends.has(connId)) {
+    if (s.ends.has(connId) || s.unverified.has(connId)) {
       s.close(`protocol violation: conn_id ${connId} reported twice`);
       return;
     }
@@ -328,6 +372,11 @@ export class ConnectionTable {
 
   /** CONN_CLOSED: the process dropped its last reference to the connection. */
   closed(s: Session, connId: bigint): void {
+    const p = s.unverified.get(connId);
+    if (p) {
+      this.dropPending(p);
+      return;
+    }
     const end = s.ends.get(connId);
     if (!end) {
       this.log.debug(`${s.label}: CONN_CLOSED for unknown conn ${connId} ignored`);
@@ -338,6 +387,7 @@ export class ConnectionTable {
 
   /** The session's process died or left: every end it had is gone. */
   sessionGone(s: Session): void {
+    for (const p of [...s.unverified.values()]) this.dropPending(p);
     for (const end of [...s.ends.values()]) this.release(end, true);
   }
 
@@ -376,6 +426,7 @@ export class ConnectionTable {
 
   /** Frees every slot without touching shared state (controller shutdown). */
   dropAll(): void {
+    for (const p of this.pending.splice(0)) this.dropPending(p);
     for (const conn of this.all.values()) {
       if (conn.lease && !conn.lease.freed) {
         conn.lease.freed = true;

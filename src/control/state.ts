@@ -47,3 +47,16 @@ export const doorbell = {
   rx: (role: 0 | 1) => role * 2,
   tx: (role: 0 | 1) => role * 2 + 1,
 } as const;
+
+/**
+ * A CONN_REPORT received but not looked at yet: reports are verified and
+ * matched once per event-loop turn, after every session has been read, so a
+ * connection whose CONN_CLOSED came in the same turn costs no verification,
+ * no matching and no slot. `fd` is the reported socket, -1 once closed.
+ */
+export interface PendingReport {
+  readonly session: Session;
+  readonly connId: bigint;
+  readonly origin: number;
+  fd: number;
+}
