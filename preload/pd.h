@@ -52,6 +52,7 @@ enum pd_conn_state {
 	PD_CS_REPORTED,       /* reported, waiting for an assignment */
 	PD_CS_ASSIGNED,       /* slot received, not attached yet */
 	PD_CS_ATTACHED,       /* attached: the handover protocol is in force */
+	PD_CS_ESTABLISHED,    /* connected, reported at its first use (pd_conn_progress) */
 };
 
 struct pd_arena;
@@ -68,6 +69,7 @@ struct pd_conn {
 	int no_attach;         /* reason code != 0: never attach (see pd_conn_reason) */
 	bool forked;           /* shared with another process after fork() */
 	bool reported;         /* a CONN_REPORT went to the current session */
+	int origin;            /* PD_ORIGIN_CONNECT or _ACCEPT, from PD_CS_ESTABLISHED on */
 	pthread_mutex_t rx_lock;
 	pthread_mutex_t tx_lock;
 	/* TCP accounting, under tx_lock / rx_lock */
@@ -98,7 +100,7 @@ struct pd_conn {
 	int tx_sock_err;       /* a send's wait saw the kernel socket's ERR/HUP, atomic */
 	int reset;             /* the slot was found corrupted: ECONNRESET, atomic */
 	uint32_t rx_spin_ns, tx_spin_ns; /* adaptive spin budgets (ring.c) */
-	uint64_t t_report_ns;     /* when it was reported (for PD_LOG=debug timings) */
+	uint64_t t_est_ns;        /* when connect()/accept() returned it (PD_LOG=debug timings) */
 	struct pd_conn *next_pending; /* session pending list, under the session lock */
 	struct pd_conn *next_free;
 	struct pd_epreg *epregs;  /* epoll registrations, under the epoll lock */
@@ -133,6 +135,7 @@ void pd_session_atfork_child(void);
 void pd_conn_progress(struct pd_conn *c);       /* take an assignment / attach if possible */
 void pd_conn_release_slot(struct pd_conn *c);   /* last reference gone */
 void pd_conn_check_connected(struct pd_conn *c);
+void pd_conn_established(struct pd_conn *c, int origin); /* connected: report at first use */
 
 /* ---- data path (ring.c) ---- */
 ssize_t pd_conn_send(struct pd_conn *c, const struct iovec *iov, int iovcnt, int flags);

@@ -120,6 +120,10 @@ static int poll_core(struct pollfd *fds, nfds_t n, int timeout, const sigset_t *
 			}
 		}
 		int st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
+		if (st == PD_CS_ESTABLISHED) { /* watched: a use, so report it now (no attach meanwhile) */
+			pd_session_report(c, c->origin);
+			st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
+		}
 		if (st == PD_CS_ATTACHED) {
 			ring[nring].idx = i;
 			ring[nring].c = c;
@@ -222,10 +226,19 @@ static int poll_core(struct pollfd *fds, nfds_t n, int timeout, const sigset_t *
 	}
 out:
 	for (nfds_t k = 0; k < nring; k++) pd_conn_put(ring[k].c);
+	int e = errno;
 	for (nfds_t k = 0; k < nheld; k++) {
 		__atomic_sub_fetch(&held[k]->pollers, 1, __ATOMIC_ACQ_REL);
+		/* Out of the call, the connection may attach: take an assignment
+		 * that came meanwhile now, as epoll_wait does, rather than at the
+		 * next data call, which a program idle in poll may not make for
+		 * long. The revents returned came from the kernel socket and stay
+		 * true (bytes sent before the peer's switch still come by TCP). */
+		int st = __atomic_load_n(&held[k]->state, __ATOMIC_ACQUIRE);
+		if (st == PD_CS_REPORTED || st == PD_CS_ASSIGNED) pd_conn_progress(held[k]);
 		pd_conn_put(held[k]);
 	}
+	errno = e;
 	if (heap) {
 		free(ring);
 		free(held);

@@ -131,13 +131,18 @@ void pd_session_report(struct pd_conn *c, int origin)
 		return;
 	}
 	pthread_mutex_lock(&S.lock);
+	const int st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
+	if (c->reported || (st != PD_CS_ESTABLISHED && st != PD_CS_CONNECTING)) {
+		/* another thread's call reported it (or settled it) first */
+		pthread_mutex_unlock(&S.lock);
+		return;
+	}
 	if (session_open_locked() < 0) {
 		__atomic_store_n(&c->state, PD_CS_TCP, __ATOMIC_RELEASE);
 		pthread_mutex_unlock(&S.lock);
 		return;
 	}
 	c->id = ++S.next_id;
-	if (pd_cfg.log_level >= PD_LOG_DEBUG) c->t_report_ns = pd_now_ns();
 	struct pd_msg_conn_report m = { 0 };
 	msg_hdr(&m.hdr, PD_MSG_CONN_REPORT, sizeof m);
 	m.conn_id = c->id;
@@ -158,7 +163,8 @@ void pd_session_report(struct pd_conn *c, int origin)
 	S.pending = c;
 	__atomic_store_n(&c->state, PD_CS_REPORTED, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&S.lock);
-	pd_debug("reported conn %llu fd %d origin %d", (unsigned long long)c->id, c->sock, origin);
+	pd_debug("reported conn %llu fd %d origin %d, %llu us after connect/accept", (unsigned long long)c->id, c->sock,
+		 origin, (unsigned long long)((pd_now_ns() - c->t_est_ns) / 1000u));
 }
 
 int pd_session_fd(void)
@@ -390,8 +396,8 @@ static void handle_msg_locked(const uint8_t *buf, ssize_t n, int *fds, int nfds)
 			return;
 		}
 		__atomic_store_n(&c->state, PD_CS_ASSIGNED, __ATOMIC_RELEASE);
-		pd_debug("conn %llu assigned slot %u role %u, %llu us after its report", (unsigned long long)m.conn_id,
-			 m.slot_index, m.role, (unsigned long long)((pd_now_ns() - c->t_report_ns) / 1000u));
+		pd_debug("conn %llu assigned slot %u role %u, %llu us after connect/accept", (unsigned long long)m.conn_id,
+			 m.slot_index, m.role, (unsigned long long)((pd_now_ns() - c->t_est_ns) / 1000u));
 		return;
 	}
 	case PD_MSG_DECLINE: {
@@ -474,12 +480,24 @@ void pd_session_poll(void)
 	pthread_mutex_unlock(&S.lock);
 }
 
+/* A connection is reported at its first use, not when connect() or accept()
+ * returns it: one that is closed unused (a server that accepts and closes, a
+ * port probe) costs the controller nothing, and every call that could carry
+ * data, wait for it or register it (read/write family, epoll, poll/select)
+ * passes through pd_conn_progress first, so no byte moves before the report. */
+void pd_conn_established(struct pd_conn *c, int origin)
+{
+	c->origin = origin;
+	if (pd_cfg.log_level >= PD_LOG_DEBUG) c->t_est_ns = pd_now_ns();
+	__atomic_store_n(&c->state, PD_CS_ESTABLISHED, __ATOMIC_RELEASE);
+}
+
 void pd_conn_check_connected(struct pd_conn *c)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof ss;
 	if (getpeername(c->sock, (struct sockaddr *)&ss, &len) == 0) {
-		pd_session_report(c, PD_ORIGIN_CONNECT);
+		pd_conn_established(c, PD_ORIGIN_CONNECT);
 		return;
 	}
 	int err = 0;
@@ -497,6 +515,10 @@ void pd_conn_progress(struct pd_conn *c)
 	int st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
 	if (st == PD_CS_CONNECTING) {
 		pd_conn_check_connected(c);
+		st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
+	}
+	if (st == PD_CS_ESTABLISHED) {
+		pd_session_report(c, c->origin);
 		st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
 	}
 	if (st == PD_CS_REPORTED) {
@@ -520,8 +542,8 @@ void pd_conn_progress(struct pd_conn *c)
 			/* release: our private state is set before the peer can see us attached */
 			pd_store_release(c->role == 0 ? &c->slot->attached0 : &c->slot->attached1, 1);
 			__atomic_store_n(&c->state, PD_CS_ATTACHED, __ATOMIC_RELEASE);
-			pd_debug("conn %llu attached, %llu us after its report", (unsigned long long)c->id,
-				 (unsigned long long)((pd_now_ns() - c->t_report_ns) / 1000u));
+			pd_debug("conn %llu attached, %llu us after connect/accept", (unsigned long long)c->id,
+				 (unsigned long long)((pd_now_ns() - c->t_est_ns) / 1000u));
 		} else {
 			__atomic_store_n(&c->state, PD_CS_TCP, __ATOMIC_RELEASE);
 		}

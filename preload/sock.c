@@ -56,7 +56,7 @@ PD_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 	}
 	if ((r == 0 || saved == EINPROGRESS) && is_tcp_fd(fd)) {
 		c = pd_conn_new(fd, PD_CS_CONNECTING, fd_nonblock(fd));
-		if (c && r == 0) pd_session_report(c, PD_ORIGIN_CONNECT);
+		if (c && r == 0) pd_conn_established(c, PD_ORIGIN_CONNECT);
 	}
 	errno = saved;
 	return r;
@@ -84,7 +84,7 @@ static int after_accept(int lfd, int fd, int flags)
 	if (is_tcp_fd(lfd)) {
 		pd_fd_set_kind(fd, PD_FK_TCP);
 		struct pd_conn *c = pd_conn_new(fd, PD_CS_CONNECTING, (flags & SOCK_NONBLOCK) != 0);
-		if (c) pd_session_report(c, PD_ORIGIN_ACCEPT);
+		if (c) pd_conn_established(c, PD_ORIGIN_ACCEPT);
 	} else {
 		pd_fd_set_kind(fd, PD_FK_OTHER);
 	}

@@ -4,7 +4,8 @@
 import { fstatSync, statSync } from 'node:fs';
 import {
   IPPROTO_TCP, SOCK_STREAM, SOL_SOCKET, SO_PROTOCOL, SO_TYPE,
-  closeQuietly, eventfd, eventfdWrite, getpeername, getsockname, getsockoptInt, isSysError, pidfdOpen, socketNetnsFd,
+  closeQuietly, eventfd, eventfdWrite, getpeername, getsockname, getsockoptInt, isSysError, netnsCookie,
+  socketNetnsFd,
 } from '../datapath/libc.js';
 import { constant } from '../datapath/layout.js';
 import { type Endpoint, formatEndpoint, isLoopback, normalise } from './address.js';
@@ -14,7 +15,8 @@ import type { CrossNetns } from './options.js';
 import type { ArenaPool } from './pool.js';
 import { Decline, Origin, Refuse, declineText, refuseText } from './protocol.js';
 import type { Session } from './session.js';
-import { type ConnEnd, type Connection, type SlotLease, doorbell } from './state.js';
+import type { SharedFd } from './shared-fd.js';
+import { type ConnEnd, type Connection, type PendingReport, type SlotLease, doorbell } from './state.js';
 
 /** Unmatched reports one session may have waiting. */
 export const MAX_WAITING_PER_SESSION = 65536;
@@ -26,16 +28,27 @@ export const WAITING_REASON = 'peer not under pdrun (no report yet)';
 interface Verified {
   readonly local: Endpoint;
   readonly peer: Endpoint;
-  /** inode of the socket's network namespace; null when it cannot be known */
+  /** the socket's network namespace (see socketNetns); null when it cannot be known */
   readonly netns: number | null;
 }
 
+/** How this kernel names a socket's namespace; decided at the first socket, then fixed. */
+let netnsByCookie: boolean | null = null;
+
 /**
- * The network namespace of a socket: SIOCGSKNS asks the socket itself, but
- * needs CAP_NET_ADMIN; without it, the namespace of the reporting process
- * (`/proc/<pid>/ns/net`, readable for the same uid) stands in.
+ * The network namespace of a socket, as a number two sockets share exactly
+ * when they are in the same namespace. SO_NETNS_COOKIE asks the socket itself
+ * in one call, unprivileged. On kernels without it (before 5.14): SIOCGSKNS,
+ * which needs CAP_NET_ADMIN, else the namespace of the reporting process
+ * (`/proc/<pid>/ns/net`, readable for the same uid), by inode. One kernel
+ * always takes the same branch, so cookies and inodes are never compared.
  */
 function socketNetns(fd: number, pid: number): number | null {
+  if (netnsByCookie !== false) {
+    const cookie = netnsCookie(fd);
+    netnsByCookie = cookie !== null;
+    if (cookie !== null) return cookie;
+  }
   try {
     const ns = socketNetnsFd(fd);
     try {
@@ -92,6 +105,8 @@ export class ConnectionTable {
   private readonly waiting = new Map<string, ConnEnd>();
   /** the same ends by addrKey, oldest first, for a peer in another namespace */
   private readonly waitingByAddr = new Map<string, Set<ConnEnd>>();
+  /** reports of this event-loop turn, verified at its end (flushReports) */
+  private readonly pending: PendingReport[] = [];
 
   constructor(
     private readonly pool: ArenaPool,
@@ -139,8 +154,50 @@ export class ConnectionTable {
     return { refused };
   }
 
-  /** CONN_REPORT with its socket fd, which is closed here whatever happens. */
+  /**
+   * CONN_REPORT with its socket fd, which is closed whatever happens: at the
+   * end of this event-loop turn (flushReports), or at once when the same turn
+   * brings the connection's CONN_CLOSED or the end of its session.
+   */
   report(s: Session, connId: bigint, origin: number, fd: number): void {
+    if (s.ends.has(connId) || s.unverified.has(connId)) {
+      closeQuietly(fd);
+      s.close(`protocol violation: conn_id ${connId} reported twice`);
+      return;
+    }
+    const p: PendingReport = { session: s, connId, origin, fd };
+    s.unverified.set(connId, p);
+    this.pending.push(p);
+    if (this.pending.length === 1) setImmediate(this.flushReports);
+  }
+
+  /** Verifies and places the reports of this turn, in the order they came. */
+  private readonly flushReports = (): void => {
+    const batch = this.pending.splice(0);
+    for (const p of batch) {
+      if (p.fd < 0) continue; // closed in the same turn, or its session ended
+      p.session.unverified.delete(p.connId);
+      const fd = p.fd;
+      p.fd = -1;
+      try {
+        this.place(p.session, p.connId, p.origin, fd);
+      } catch (e) {
+        // as Controller.onMessage does for a message it fails on
+        this.log.error(`${p.session.label}: conn-report: ${errorMessage(e)}`);
+        p.session.close('internal error handling conn-report');
+      }
+    }
+  };
+
+  /** Drops a report not looked at yet: its socket is closed, nothing else was made for it. */
+  private dropPending(p: PendingReport): void {
+    p.session.unverified.delete(p.connId);
+    if (p.fd >= 0) closeQuietly(p.fd);
+    p.fd = -1;
+  }
+
+  /** Verifies a reported socket, then matches it, parks it, or declines it. */
+  private place(s: Session, connId: bigint, origin: number, fd: number): void {
     let v: Verified | string;
     try {
       v = verifyTcpSocket(fd, s.pid);
@@ -196,12 +253,12 @@ export class ConnectionTable {
     conn.ends = [end];
     s.ends.set(connId, end);
     this.addWaiting(end, addrKey(v.local, v.peer));
-    this.log.debug(`conn ${conn.id}: ${s.label} conn ${connId} ${formatEndpoint(v.local)} -> ${formatEndpoint(v.peer)} waits for its peer`);
+    if (this.log.debugOn) this.log.debug(`conn ${conn.id}: ${s.label} conn ${connId} ${formatEndpoint(v.local)} -> ${formatEndpoint(v.peer)} waits for its peer`);
   }
 
   /** CONN_REPORT whose socket the controller could not receive (it is out of fds): stays on TCP. */
   unreceived(s: Session, connId: bigint, origin: number, why: string): void {
-    if (s.ends.has(connId)) {
+    if (s.ends.has(connId) || s.unverified.has(connId)) {
       s.close(`protocol violation: conn_id ${connId} reported twice`);
       return;
     }
@@ -265,16 +322,18 @@ export class ConnectionTable {
     // Each end also gets a pidfd of the other's process: the kernel tells it
     // when the peer has exited, with or without a controller (a writer waiting
     // for ring space must not outlive a SIGKILLed reader). pidfds[i] goes to
-    // conn.ends[i] and watches the other end; each is closed once sent.
-    const pidfds: number[] = [];
+    // conn.ends[i] and watches the other end. Each session opens its pidfd
+    // once; every ASSIGN carrying it holds a reference until it is sent.
+    const pidfds: SharedFd[] = [];
     try {
       for (let i = 0; i < 4; i++) bells.push(eventfd());
       // One at a time: when the second fails (that process has exited and
-      // been reaped: ESRCH), the first must be in the array to be closed.
-      pidfds.push(pidfdOpen(second.session.pid));
-      pidfds.push(pidfdOpen(first.session.pid));
+      // been reaped: ESRCH), the first must be in the array to be released.
+      pidfds.push(second.session.pidfd());
+      pidfds.push(first.session.pidfd());
     } catch (e) {
-      for (const fd of [...bells, ...pidfds]) closeQuietly(fd);
+      for (const fd of bells) closeQuietly(fd);
+      for (const p of pidfds) p.unref();
       this.pool.release(leased.arena, leased.index);
       conn.state = 'declined';
       conn.reason = `${declineText[Decline.NoMemory]} (${errorMessage(e)})`;
@@ -289,7 +348,7 @@ export class ConnectionTable {
     conn.lease = lease;
     conn.state = 'assigned';
     conn.reason = null;
-    this.log.info(
+    if (this.log.infoOn) this.log.info(
       `conn ${conn.id}: matched ${a.label} conn ${first.connId} (role 0) with ${b.label} conn ${second.connId} (role 1): ` +
       `arena ${lease.arena.id} slot ${lease.index} gen ${lease.generation}`,
     );
@@ -301,18 +360,23 @@ export class ConnectionTable {
         lease.arena.fd,
         lease.doorbells[doorbell.rx(r)], lease.doorbells[doorbell.tx(r)],
         lease.doorbells[doorbell.rx(p)], lease.doorbells[doorbell.tx(p)],
-        pidfd,
+        pidfd.fd,
       ];
       if (fds.length !== constant('ASSIGN_NFDS')) throw new Error('ASSIGN fd count');
       e.session.send({
         type: 'assign', connId: e.connId, arenaId: BigInt(lease.arena.id), arenaSize: BigInt(lease.arena.size),
         slotIndex: lease.index, role: r, generation: lease.generation, ringSize: lease.arena.ringSize,
-      }, fds, () => !lease.freed, () => closeQuietly(pidfd));
+      }, fds, () => !lease.freed, () => pidfd.unref());
     });
   }
 
   /** CONN_CLOSED: the process dropped its last reference to the connection. */
   closed(s: Session, connId: bigint): void {
+    const p = s.unverified.get(connId);
+    if (p) {
+      this.dropPending(p);
+      return;
+    }
     const end = s.ends.get(connId);
     if (!end) {
       this.log.debug(`${s.label}: CONN_CLOSED for unknown conn ${connId} ignored`);
@@ -347,6 +411,7 @@ export class ConnectionTable {
 
   /** The session's process died or left: every end it had is gone. */
   sessionGone(s: Session): void {
+    for (const p of [...s.unverified.values()]) this.dropPending(p);
     for (const end of [...s.ends.values()]) this.release(end, true);
   }
 
@@ -379,12 +444,13 @@ export class ConnectionTable {
         this.pool.release(lease.arena, lease.index);
       }
       this.all.delete(conn.id);
-      this.log.debug(`conn ${conn.id}: freed`);
+      if (this.log.debugOn) this.log.debug(`conn ${conn.id}: freed`);
     }
   }
 
   /** Frees every slot without touching shared state (controller shutdown). */
   dropAll(): void {
+    for (const p of this.pending.splice(0)) this.dropPending(p);
     for (const conn of this.all.values()) {
       if (conn.lease && !conn.lease.freed) {
         conn.lease.freed = true;

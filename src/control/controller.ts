@@ -304,7 +304,7 @@ export class Controller {
       const s = new Session(this.nextSessionId++, fd, pid, {
         onMessage: (ss, msg, fds) => this.onMessage(ss, msg, fds),
         onClose: (ss, reason) => this.onSessionClose(ss, reason),
-      }, (m) => this.log.debug(m));
+      }, this.log.debugOn ? (m) => this.log.debug(m) : null);
       s.uid = uid;
       this.sessions.set(s.id, s);
       this.disarmIdle();

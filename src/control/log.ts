@@ -4,6 +4,9 @@ import type { LogLevel } from './options.js';
 
 export interface Logger {
   readonly level: LogLevel;
+  /** whether info()/debug() print: test before formatting a line on a per-connection path */
+  readonly infoOn: boolean;
+  readonly debugOn: boolean;
   debug(msg: string): void;
   info(msg: string): void;
   warn(msg: string): void;
@@ -18,6 +21,8 @@ export function createLogger(level: LogLevel, prefix: string): Logger {
   };
   return {
     level,
+    infoOn: rank[level] >= 1,
+    debugOn: rank[level] >= 2,
     debug: (m) => {
       if (rank[level] >= 2) line(m);
     },

@@ -5,13 +5,14 @@
 import { SESSION_PAGE, constant, offsetOf } from '../datapath/layout.js';
 import {
   F_SEAL_GROW, F_SEAL_SEAL, F_SEAL_SHRINK, MFD_ALLOW_SEALING, MFD_CLOEXEC, RECV_MAX_FDS,
-  addSeals, closeQuietly, ftruncate, memfdCreate, recvWithFds, sendWithFds,
+  type Received, addSeals, closeQuietly, ftruncate, memfdCreate, pidfdOpen, recvMany, sendWithFds,
 } from '../datapath/libc.js';
 import { type FdWatch, watchFd } from '../datapath/poll.js';
 import { Mapping } from '../datapath/shm.js';
 import { errorMessage } from './errors.js';
 import { KINDS, MSG_MAX, type Message, type ShimMessage, decode, encode } from './protocol.js';
-import type { ConnEnd } from './state.js';
+import { SharedFd } from './shared-fd.js';
+import type { ConnEnd, PendingReport } from './state.js';
 
 export enum SessionState {
   /** connected, no HELLO yet (pdrun's keep-alive connection stays here) */
@@ -55,8 +56,12 @@ export class Session {
   uid = -1;
   /** connection ends this session reported and has not closed, by conn_id */
   readonly ends = new Map<bigint, ConnEnd>();
+  /** reports received this event-loop turn, not verified yet, by conn_id */
+  readonly unverified = new Map<bigint, PendingReport>();
   waiting = 0;
   private page: Mapping | null = null;
+  /** a pidfd of this process, opened at HELLO, sent with every ASSIGN its peers get */
+  private procFd: SharedFd | null = null;
   private seq = 0n;
   private readonly queue: Outgoing[] = [];
   private readonly watch: FdWatch;
@@ -69,7 +74,8 @@ export class Session {
     readonly fd: number,
     readonly pid: number,
     private readonly events: SessionEvents,
-    private readonly debug: (m: string) => void,
+    /** null when debug logging is off: `this.debug?.(...)` then skips formatting its argument */
+    private readonly debug: ((m: string) => void) | null,
   ) {
     this.watch = watchFd(fd, { readable: true, disconnect: true }, (ev) => {
       if (ev.status < 0) this.close(`poll error ${ev.status}`);
@@ -83,48 +89,84 @@ export class Session {
   }
 
   private receive(): void {
-    for (let i = 0; i < BATCH && this.state !== SessionState.Closed; i++) {
-      let r;
+    let taken = 0;
+    while (taken < BATCH && this.state !== SessionState.Closed) {
+      let batch;
       try {
-        r = recvWithFds(this.fd, MSG_MAX);
+        batch = recvMany(this.fd, MSG_MAX);
       } catch (e) {
         this.close(errorMessage(e));
         return;
       }
-      if (r === null) return;
-      if (r.data.length === 0 && r.fds.length === 0) {
-        this.close('closed by the process');
-        return;
-      }
-      const violation = (why: string) => {
-        for (const fd of r.fds) closeQuietly(fd);
-        this.close(`protocol violation: ${why}`);
-      };
-      if (r.truncated) return violation('message longer than PD_MSG_MAX');
-      if (r.ctruncated && r.fds.length < RECV_MAX_FDS) {
-        // Room was left in the control buffer, so the kernel could not
-        // install the fds in this process: EMFILE here, not a bad shim.
-        // A report stays on TCP; its session stays.
-        const d = decode(r.data, KINDS['conn-report'].fds);
-        if (d.ok && d.msg.type === 'conn-report') {
-          for (const fd of r.fds) closeQuietly(fd);
-          this.debug(`${this.label} <- ${describe(d.msg)} (its socket could not be received: out of file descriptors)`);
-          this.events.onMessage(this, d.msg, []);
-          continue;
+      const { msgs } = batch;
+      taken += msgs.length;
+      for (let i = 0; i < msgs.length; i++) {
+        if (!this.handle(msgs[i]!)) {
+          // the session closed: release what the rest of the batch carried
+          for (let j = i + 1; j < msgs.length; j++) for (const fd of msgs[j]!.fds) closeQuietly(fd);
+          return;
         }
       }
-      if (r.ctruncated) return violation('too many fds attached');
-      const d = decode(r.data, r.fds.length);
-      if (!d.ok) return violation(d.error);
-      const msg = d.msg;
-      if (msg.type !== 'hello' && msg.type !== 'conn-report' && msg.type !== 'conn-closed' && msg.type !== 'conn-refused') {
-        return violation(`${msg.type} is not a shim message`);
-      }
-      this.debug(`${this.label} <- ${describe(msg)}`);
-      this.events.onMessage(this, msg, r.fds);
+      if (batch.drained) return;
     }
     // More may be queued: uv_poll is level-triggered, so the next loop turn
     // comes back here, after the other sessions had theirs.
+  }
+
+  /** One received message; false once the session is closed. */
+  private handle(r: Received): boolean {
+    if (r.data.length === 0 && r.fds.length === 0) {
+      this.close('closed by the process');
+      return false;
+    }
+    const violation = (why: string) => {
+      for (const fd of r.fds) closeQuietly(fd);
+      this.close(`protocol violation: ${why}`);
+      return false;
+    };
+    if (r.truncated) return violation('message longer than PD_MSG_MAX');
+    if (r.ctruncated && r.fds.length < RECV_MAX_FDS) {
+      // Room was left in the control buffer, so the kernel could not
+      // install the fds in this process: EMFILE here, not a bad shim.
+      // A report stays on TCP; its session stays.
+      const d = decode(r.data, KINDS['conn-report'].fds);
+      if (d.ok && d.msg.type === 'conn-report') {
+        for (const fd of r.fds) closeQuietly(fd);
+        this.debug?.(`${this.label} <- ${describe(d.msg)} (its socket could not be received: out of file descriptors)`);
+        this.events.onMessage(this, d.msg, []);
+        return this.state !== SessionState.Closed;
+      }
+    }
+    if (r.ctruncated) return violation('too many fds attached');
+    const d = decode(r.data, r.fds.length);
+    if (!d.ok) return violation(d.error);
+    const msg = d.msg;
+    if (msg.type === 'hello-ack' || msg.type === 'assign' || msg.type === 'decline') {
+      return violation(`${msg.type} is not a shim message`);
+    }
+    this.debug?.(`${this.label} <- ${describe(msg)}`);
+    this.events.onMessage(this, msg, r.fds);
+    return this.state !== SessionState.Closed;
+  }
+
+  /**
+   * A pidfd of this session's process, with a reference for the caller (who
+   * unrefs it once the message carrying it was sent or dropped). Opened once
+   * per session rather than per connection. Throws SysError (ESRCH: gone).
+   */
+  pidfd(): SharedFd {
+    if (this.state === SessionState.Closed) throw new Error(`${this.label}: pidfd() after close`);
+    this.procFd ??= new SharedFd(pidfdOpen(this.pid));
+    return this.procFd.ref();
+  }
+
+  /** Opens the pidfd now (at HELLO), so a session's descriptors are all made when it starts. */
+  private openPidfd(): void {
+    try {
+      this.procFd ??= new SharedFd(pidfdOpen(this.pid));
+    } catch {
+      /* gone already: its first match tries again, fails and declines */
+    }
   }
 
   /** Creates the session page and answers HELLO_ACK with it. */
@@ -145,6 +187,7 @@ export class Session {
     }
     this.state = SessionState.Ready;
     this.helloed = true;
+    this.openPidfd();
     this.send({ type: 'hello-ack', protoVersion: constant('PROTO_VERSION'), sessionId }, [fd], () => true, () => closeQuietly(fd));
   }
 
@@ -157,7 +200,7 @@ export class Session {
       after();
       return;
     }
-    this.debug(`${this.label} -> ${describe(msg)}`);
+    this.debug?.(`${this.label} -> ${describe(msg)}`);
     this.queue.push({ data: encode(msg), fds, live, after });
     if (this.queue.length > MAX_QUEUE) {
       this.closeLater('the process does not read its session socket');
@@ -212,6 +255,8 @@ export class Session {
     for (const m of this.queue.splice(0)) m.after();
     this.page?.unmap();
     this.page = null;
+    this.procFd?.unref();
+    this.procFd = null;
     this.events.onClose(this, reason);
   }
 }

@@ -14,7 +14,7 @@ export interface ConnEnd {
   /** null when the reported fd was not a connected TCP socket */
   readonly local: Endpoint | null;
   readonly peer: Endpoint | null;
-  /** inode of the socket's network namespace; null when unknown */
+  /** the socket's network namespace (cookie, or inode on old kernels); null when unknown */
   readonly netns: number | null;
   /** key in the waiting table while unmatched */
   readonly key: string | null;
@@ -47,3 +47,16 @@ export const doorbell = {
   rx: (role: 0 | 1) => role * 2,
   tx: (role: 0 | 1) => role * 2 + 1,
 } as const;
+
+/**
+ * A CONN_REPORT received but not looked at yet: reports are verified and
+ * matched once per event-loop turn, after every session has been read, so a
+ * connection whose CONN_CLOSED came in the same turn costs no verification,
+ * no matching and no slot. `fd` is the reported socket, -1 once closed.
+ */
+export interface PendingReport {
+  readonly session: Session;
+  readonly connId: bigint;
+  readonly origin: number;
+  fd: number;
+}

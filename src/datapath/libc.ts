@@ -20,6 +20,7 @@ export const SO_TYPE = 3;
 export const SO_PEERCRED = 17;
 export const SO_PROTOCOL = 38;
 export const SO_DOMAIN = 39;
+export const SO_NETNS_COOKIE = 71;
 export const SCM_RIGHTS = 1;
 export const IPPROTO_TCP = 6;
 export const MSG_CTRUNC = 0x8;
@@ -86,6 +87,7 @@ interface Table {
   close: Fn<[number], number>;
   sendmsg: Fn<[number, bigint, number], number>;
   recvmsg: Fn<[number, bigint, number], number>;
+  recvmmsg: Fn<[number, bigint, number, number, null], number>;
   getsockopt: Fn<[number, number, number, Buffer, Buffer], number>;
   getsockname: Fn<[number, Buffer, Buffer], number>;
   getpeername: Fn<[number, Buffer, Buffer], number>;
@@ -130,6 +132,7 @@ function lib(): Table {
     close: f('int close(int fd)'),
     sendmsg: f('intptr_t sendmsg(int fd, void *msg, int flags)'),
     recvmsg: f('intptr_t recvmsg(int fd, void *msg, int flags)'),
+    recvmmsg: f('int recvmmsg(int fd, void *vec, unsigned int vlen, int flags, void *timeout)'),
     getsockopt: f('int getsockopt(int fd, int level, int name, void *val, void *len)'),
     getsockname: f('int getsockname(int fd, void *addr, void *len)'),
     getpeername: f('int getpeername(int fd, void *addr, void *len)'),
@@ -283,25 +286,129 @@ export function recvWithFds(fd: number, maxData = 256): Received | null {
     if (e === 11) return null;
     throw new SysError('recvmsg', e);
   }
-  const flags = b.mem.readInt32LE(t.msghdr.flags);
-  const ctlLen = Number(b.mem.readBigUInt64LE(t.msghdr.controllen));
+  return received(b.mem, 0, b.ctlOff, b.dataOff, r, len);
+}
+
+/** Decodes one received msghdr at `hdr` in mem (its control at ctlOff, its data at dataOff). */
+function received(mem: Buffer, hdr: number, ctlOff: number, dataOff: number, r: number, len: number): Received {
+  const t = lib();
+  const flags = mem.readInt32LE(hdr + t.msghdr.flags);
+  const ctlLen = Number(mem.readBigUInt64LE(hdr + t.msghdr.controllen));
   const fds: number[] = [];
-  const hdr = align8(t.cmsghdr.size);
-  for (let at = 0; at + hdr <= ctlLen;) {
-    const p = b.ctlOff + at;
-    const clen = Number(b.mem.readBigUInt64LE(p + t.cmsghdr.len));
-    if (clen < hdr || at + clen > ctlLen) break;
-    if (b.mem.readInt32LE(p + t.cmsghdr.level) === SOL_SOCKET && b.mem.readInt32LE(p + t.cmsghdr.type) === SCM_RIGHTS) {
-      for (let i = 0; i + 4 <= clen - hdr; i += 4) fds.push(b.mem.readInt32LE(p + hdr + i));
+  const h = align8(t.cmsghdr.size);
+  for (let at = 0; at + h <= ctlLen;) {
+    const p = ctlOff + at;
+    const clen = Number(mem.readBigUInt64LE(p + t.cmsghdr.len));
+    if (clen < h || at + clen > ctlLen) break;
+    if (mem.readInt32LE(p + t.cmsghdr.level) === SOL_SOCKET && mem.readInt32LE(p + t.cmsghdr.type) === SCM_RIGHTS) {
+      for (let i = 0; i + 4 <= clen - h; i += 4) fds.push(mem.readInt32LE(p + h + i));
     }
     at += align8(clen);
   }
   return {
-    data: Buffer.from(b.mem.subarray(b.dataOff, b.dataOff + Math.min(r, len))),
+    data: Buffer.from(mem.subarray(dataOff, dataOff + Math.min(r, len))),
     fds,
     truncated: (flags & MSG_TRUNC) !== 0,
     ctruncated: (flags & MSG_CTRUNC) !== 0,
   };
+}
+
+/**
+ * A native block of BATCH mmsghdrs, each with its iovec, control and data
+ * buffers, for recvmmsg: one system call takes every queued message (up to
+ * BATCH), and a short count tells the queue is empty without the extra call
+ * that ends in EAGAIN.
+ */
+class MmsgBlock {
+  readonly base: bigint;
+  readonly mem: Buffer;
+  readonly stride: number;
+  private readonly ctlSize: number;
+  private readonly ctl0: number;
+  private readonly data0: number;
+  private readonly ctlLenBig: bigint;
+  /** entries the last call filled: the ones whose controllen and flags need resetting */
+  dirty = 0;
+
+  constructor(readonly count: number, readonly dataMax: number) {
+    const t = lib();
+    // struct mmsghdr { struct msghdr msg_hdr; unsigned int msg_len; }, 8-aligned
+    this.stride = align8(t.msghdr.size + 4);
+    const iov0 = this.stride * count;
+    this.ctlSize = cmsgSpace(4 * RECV_MAX_FDS);
+    this.ctlLenBig = BigInt(this.ctlSize);
+    this.ctl0 = iov0 + align8(t.iovec.size) * count;
+    this.data0 = this.ctl0 + this.ctlSize * count;
+    const total = this.data0 + align8(dataMax) * count;
+    this.base = koffi.alloc('uint8_t', total) as bigint; // lives as long as the process
+    this.mem = Buffer.from(koffi.view(this.base, total));
+    this.mem.fill(0);
+    for (let i = 0; i < count; i++) {
+      const h = this.stride * i;
+      const iov = iov0 + align8(t.iovec.size) * i;
+      this.mem.writeBigUInt64LE(this.base + BigInt(iov), h + t.msghdr.iov);
+      this.mem.writeBigUInt64LE(1n, h + t.msghdr.iovlen);
+      this.mem.writeBigUInt64LE(this.base + BigInt(this.ctlOff(i)), h + t.msghdr.control);
+      this.mem.writeBigUInt64LE(this.base + BigInt(this.dataOff(i)), iov + t.iovec.base);
+      this.mem.writeBigUInt64LE(BigInt(dataMax), iov + t.iovec.len);
+    }
+    this.dirty = count;
+    this.reset();
+  }
+
+  ctlOff(i: number): number {
+    return this.ctl0 + this.ctlSize * i;
+  }
+
+  dataOff(i: number): number {
+    return this.data0 + align8(this.dataMax) * i;
+  }
+
+  /** Resets what the kernel rewrote in the entries it filled: control length and flags. */
+  reset(): void {
+    const t = lib();
+    for (let i = 0; i < this.dirty; i++) {
+      const h = this.stride * i;
+      this.mem.writeBigUInt64LE(this.ctlLenBig, h + t.msghdr.controllen);
+      this.mem.writeInt32LE(0, h + t.msghdr.flags);
+    }
+    this.dirty = 0;
+  }
+}
+
+/** Messages one recvMany call takes at most. */
+export const RECV_BATCH = 32;
+let mmsgBlock: MmsgBlock | null = null;
+
+/**
+ * Receives every queued message, up to RECV_BATCH, in one recvmmsg call
+ * (MSG_DONTWAIT, MSG_CMSG_CLOEXEC). Messages are decoded as recvWithFds does;
+ * a message with empty data and no fds is the end of the stream. `drained` is
+ * true when the call took fewer than it could: nothing else was queued then.
+ */
+export function recvMany(fd: number, maxData = 256): { msgs: Received[]; drained: boolean } {
+  const t = lib();
+  const len = Math.min(maxData, DATA_MAX);
+  if (!mmsgBlock || mmsgBlock.dataMax !== len) mmsgBlock = new MmsgBlock(RECV_BATCH, len);
+  const b = mmsgBlock;
+  b.reset();
+  let n: number;
+  for (;;) {
+    n = t.recvmmsg(fd, b.base, b.count, MSG_DONTWAIT | MSG_CMSG_CLOEXEC, null);
+    if (n >= 0) break;
+    const e = koffi.errno();
+    if (e === 4) continue;
+    if (e === 11) return { msgs: [], drained: true };
+    throw new SysError('recvmmsg', e);
+  }
+  b.dirty = n;
+  const msgs: Received[] = [];
+  for (let i = 0; i < n; i++) {
+    const h = b.stride * i;
+    const r = b.mem.readUInt32LE(h + t.msghdr.size);
+    msgs.push(received(b.mem, h, b.ctlOff(i), b.dataOff(i), r, len));
+  }
+  return { msgs, drained: n < b.count };
 }
 
 // ---------------------------------------------------------------- sockets
@@ -372,16 +479,46 @@ export function connect(fd: number, addr: Buffer, what = 'connect'): void {
   check(what, () => lib().connect(fd, addr, addr.length));
 }
 
+// getsockopt, getsockname and getpeername run once or more per reported
+// connection: they reuse these buffers instead of allocating two per call.
+const optVal = Buffer.alloc(16);
+const optLen = Buffer.alloc(4);
+const nameBuf = Buffer.alloc(128);
+
+/** getsockopt into optVal; returns the length the kernel gave. */
+function sockoptRaw(fd: number, level: number, name: number, size: number, op: string): number {
+  const t = lib();
+  optLen.writeUInt32LE(size, 0);
+  check(op, () => t.getsockopt(fd, level, name, optVal, optLen));
+  return Math.min(size, optLen.readUInt32LE(0));
+}
+
 function sockopt(fd: number, level: number, name: number, size: number, op: string): Buffer {
-  const val = Buffer.alloc(size);
-  const len = Buffer.alloc(4);
-  len.writeUInt32LE(size, 0);
-  check(op, () => lib().getsockopt(fd, level, name, val, len));
-  return val.subarray(0, Math.min(size, len.readUInt32LE(0)));
+  const n = sockoptRaw(fd, level, name, size, op);
+  return Buffer.from(optVal.subarray(0, n));
 }
 
 export function getsockoptInt(fd: number, level: number, name: number, op = 'getsockopt'): number {
-  return sockopt(fd, level, name, 4, op).readInt32LE(0);
+  sockoptRaw(fd, level, name, 4, op);
+  return optVal.readInt32LE(0);
+}
+
+/**
+ * The cookie of the socket's network namespace (SO_NETNS_COOKIE, Linux 5.14):
+ * one call, no fd, no privilege. null when the kernel does not know the option.
+ */
+export function netnsCookie(fd: number): number | null {
+  const t = lib();
+  optLen.writeUInt32LE(8, 0);
+  for (;;) {
+    if (t.getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, optVal, optLen) === 0) break;
+    const e = koffi.errno();
+    if (e === 4) continue;
+    if (e === 92 /* ENOPROTOOPT */) return null;
+    throw new SysError('getsockopt(SO_NETNS_COOKIE)', e);
+  }
+  // a counter of namespaces made since boot: far below 2^53
+  return Number(optVal.readBigUInt64LE(0));
 }
 
 export interface PeerCred {
@@ -433,12 +570,10 @@ export function decodeSockaddr(b: Buffer): InetAddress | null {
 }
 
 function sockName(fd: number, peer: boolean): InetAddress | null {
-  const addr = Buffer.alloc(128);
-  const len = Buffer.alloc(4);
-  len.writeUInt32LE(addr.length, 0);
+  optLen.writeUInt32LE(nameBuf.length, 0);
   const t = lib();
-  check(peer ? 'getpeername' : 'getsockname', () => (peer ? t.getpeername(fd, addr, len) : t.getsockname(fd, addr, len)));
-  return decodeSockaddr(addr.subarray(0, Math.min(addr.length, len.readUInt32LE(0))));
+  check(peer ? 'getpeername' : 'getsockname', () => (peer ? t.getpeername(fd, nameBuf, optLen) : t.getsockname(fd, nameBuf, optLen)));
+  return decodeSockaddr(nameBuf.subarray(0, Math.min(nameBuf.length, optLen.readUInt32LE(0))));
 }
 
 /** The socket's local address, or null when it is not AF_INET/AF_INET6. */
