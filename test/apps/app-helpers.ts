@@ -1,11 +1,14 @@
 // Shared by the test/apps files: real applications under pdrun, each with its
 // own PD_SOCKET (setupPdTest), bounded waits, and the transport check.
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import { expect } from 'vitest';
 import { findConnection, pdStatus, pdStatusUntil, type PdConnection, type PdStatus } from '../helpers/pd.js';
 import { sleep, type Proc } from '../helpers/proc.js';
+import { ssEnds } from '../helpers/ss.js';
 
 /** Fails the test (with the apt-get line) when cmd is not installed. */
 export function requireCommand(cmd: string, pkg: string): void {
@@ -77,6 +80,35 @@ export async function expectConnOnRing(sock: string, local: string, timeoutMs = 
   expect(c, `no connection with end ${local} in pd status:\n${JSON.stringify(s.connections, null, 1)}`).toBeDefined();
   expect(c!.transport, `${JSON.stringify(c)}`).toBe('ring');
   return c!;
+}
+
+/** While an upgraded connection is held open: `ss -tin` must show both of its
+ * kernel sockets, each having sent (bytes_acked) and received far fewer bytes
+ * than the rings moved. */
+export function expectKernelIdle(conn: PdConnection, moved: number, netns: { client?: string; server?: string } = {}): void {
+  const c = conn.ends.find((e) => e.role === 0);
+  expect(c, `no connecting end in ${JSON.stringify(conn)}`).toBeDefined();
+  const { client, server } = ssEnds(c!.local, c!.peer, netns);
+  expect(client, `ss -tin shows no socket ${c!.local} -> ${c!.peer}`).toBeDefined();
+  expect(server, `ss -tin shows no socket ${c!.peer} -> ${c!.local}`).toBeDefined();
+  for (const k of [client!, server!]) {
+    expect(k.bytesAcked, `kernel TCP carried more than the pre-upgrade bytes of ${moved} B moved:\n${k.raw}`).toBeLessThan(moved / 10);
+    expect(k.bytesReceived, `kernel TCP carried more than the pre-upgrade bytes of ${moved} B moved:\n${k.raw}`).toBeLessThan(moved / 10);
+  }
+  console.log(`kernel TCP of ${c!.local} -> ${c!.peer}: client acked ${client!.bytesAcked} B, server acked ${server!.bytesAcked} B; rings ${conn.ringBytes.join(' B up, ')} B down`);
+}
+
+export const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+/** A named pipe: a program that opens it blocks until the test opens the other end. */
+export function mkfifo(file: string): void {
+  const r = spawnSync('mkfifo', [file], { encoding: 'utf8', timeout: 5000 });
+  if (r.status !== 0) throw new Error(`mkfifo ${file} failed: ${r.stderr || String(r.error)}`);
+}
+
+/** Everything a program writes into the FIFO, up to its close. */
+export function readFifo(file: string): Promise<Buffer> {
+  return readFile(file);
 }
 
 export { pdStatus };
