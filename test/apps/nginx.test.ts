@@ -1,13 +1,13 @@
-// Checks: nginx (sendfile on, keep-alive) and curl, both under pdrun, serve files of 1 B to 3 MiB over one keep-alive connection byte-exact (sha256) while that connection is on the ring and its kernel socket idle; then wrk under pdrun loads it for 2 s with no error and every connection on the ring.
+// Checks: nginx (sendfile on, keep-alive) and curl, both under pdrun, serve random files of 1 B to 3 MiB over one keep-alive connection byte-exact (sha256); after a gate the bodies go by the ring, checked while curl holds the connection open, with its kernel socket idle; then wrk under pdrun loads it for 2 s with no error and every connection on the ring.
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect, it } from 'vitest';
 import { parseWrk, prepareNginx } from '../../src/cli/bench/scenarios/nginx.js';
 import { setupPdTest } from '../helpers/lifecycle.js';
-import { pdStatusUntil, watchTransports } from '../helpers/pd.js';
+import { pdStatusUntil, watchTransports, type PdStatus } from '../helpers/pd.js';
 import { spawnProc } from '../helpers/proc.js';
-import { connectionsOnPort, expectKernelIdle, freePort, mkfifo, readFifo, requireCommand, sha256, waitListening } from './app-helpers.js';
+import { connectionsOnPort, expectAssigned, expectKernelIdle, freePort, mkfifo, readFifo, requireCommand, sha256, waitListening } from './app-helpers.js';
 
 const pd = setupPdTest();
 const FILES: [string, number][] = [['f1.bin', 1], ['f1k.bin', 1024], ['f100k.bin', 100 * 1024], ['f3m.bin', 3 << 20]];
@@ -29,25 +29,32 @@ it('serves files byte-exact over a keep-alive connection on the ring, and wrk lo
   const server = spawnProc('nginx', ['-c', conf, '-p', dir, '-e', path.join(dir, 'error.log')], { ...opts, name: 'pdrun nginx' });
   await waitListening(port, server);
 
-  // curl fetches every file, then the 3 MiB one again into a FIFO nobody reads
-  // yet: curl blocks opening it, holding its one keep-alive connection open.
+  // curl fetches every file over one connection. The first goes to a FIFO
+  // (the gate: curl blocks opening it until the controller assigned the
+  // connection a slot), then the others, then the 3 MiB one again into a
+  // second FIFO, which holds the connection open for the checks.
   const url = (f: string) => `http://127.0.0.1:${port}/${f}`;
-  const fifo = path.join(out, 'held.bin');
-  mkfifo(fifo);
-  const args = ['-sS', '--fail', '-w', '%{http_code} %{num_connects} %{size_download}\\n'];
-  for (const [name] of FILES) args.push('-o', path.join(out, name), url(name));
-  args.push('-o', fifo, url('f3m.bin'));
+  const [gate, hold] = [path.join(out, 'gate'), path.join(out, 'held')];
+  mkfifo(gate);
+  mkfifo(hold);
+  const args = ['-sS', '--fail', '-w', '%{http_code} %{num_connects}\\n'];
+  for (const [name] of FILES) args.push('-o', name === 'f1.bin' ? gate : path.join(out, name), url(name));
+  args.push('-o', hold, url('f3m.bin'));
   const curl = spawnProc('curl', args, { ...opts, name: 'pdrun curl' });
-  const before = FILES.reduce((a, [, n]) => a + n, 0);
-  const held = (s: Parameters<typeof connectionsOnPort>[0]) => connectionsOnPort(s, port).find((c) => c.transport === 'ring' && c.ringBytes[1] >= before);
+  await expectAssigned(pd().sock, port);
+  const first = await readFifo(gate);
+  const after = FILES.slice(1).reduce((a, [, n]) => a + n, 0);
+  const held = (s: PdStatus) => connectionsOnPort(s, port).find((c) => c.transport === 'ring' && c.ringBytes[1] >= after);
   const s = await pdStatusUntil(pd().sock, (x) => held(x) !== undefined, 20_000);
   const conn = held(s);
-  expect(conn, `no connection to ${port} on the ring that carried ${before} B:\n${JSON.stringify(connectionsOnPort(s, port), null, 1)}\ncurl: ${curl.stderr}`).toBeDefined();
-  expectKernelIdle(conn!, conn!.ringBytes[0] + conn!.ringBytes[1]);
+  expect(conn, `no connection to ${port} on the ring that carried ${after} B:\n${JSON.stringify(connectionsOnPort(s, port), null, 1)}\ncurl: ${curl.stderr}`).toBeDefined();
+  // before the switch: the gate's response and the next request went by TCP
+  expectKernelIdle(conn!, conn!.ringBytes[0] + conn!.ringBytes[1], {}, 4096);
 
-  const last = await readFifo(fifo);
+  const last = await readFifo(hold);
   await curl.waitOk(30_000);
-  for (const [name, b] of bodies) expect(sha256(readFileSync(path.join(out, name))), `${name} (${b.length} B) as curl received it`).toBe(sha256(b));
+  expect(sha256(first), 'f1.bin as curl received it').toBe(sha256(bodies.get('f1.bin')!));
+  for (const [name, b] of [...bodies].slice(1)) expect(sha256(readFileSync(path.join(out, name))), `${name} (${b.length} B) as curl received it`).toBe(sha256(b));
   expect(sha256(last), 'f3m.bin fetched a second time').toBe(sha256(bodies.get('f3m.bin')!));
   const lines = curl.stdout.trim().split('\n').map((l) => l.split(' ').map(Number));
   expect(lines.map((l) => l[0]), curl.stdout).toEqual(Array(FILES.length + 1).fill(200));
