@@ -32,6 +32,24 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** n consecutive ports on 127.0.0.1 that were all free a moment ago. */
+export async function freePorts(n: number): Promise<number> {
+  const bindable = (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const s = net.createServer();
+      s.on('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+  for (let tries = 0; tries < 50; tries++) {
+    const base = await freePort();
+    if (base + n > 65536) continue;
+    let ok = true;
+    for (let i = 1; i < n && ok; i++) ok = await bindable(base + i);
+    if (ok) return base;
+  }
+  throw new Error(`found no ${n} consecutive free ports on 127.0.0.1`);
+}
+
 /** Wait until something accepts on 127.0.0.1:port; fails early if the server exits. */
 export async function waitListening(port: number, server: Proc, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
