@@ -68,8 +68,9 @@ it('serves files byte-exact over a keep-alive connection on the ring, and wrk lo
   const r = await wrk.waitOk(30_000);
   const seen = await watch.stop();
   const m = parseWrk(r.stdout); // throws on non-2xx/3xx responses
-  console.log(`wrk under pdrun: ${m.rps} requests/s, ${m.requests} requests; connections seen ${JSON.stringify(seen)}`);
-  expect(r.stdout, 'wrk reported socket errors').not.toMatch(/Socket errors/);
+  console.log(`wrk under pdrun: ${m.rps} requests/s, ${m.requests} requests; connections seen ${JSON.stringify(seen)}\n${r.stdout}`);
+  const errorLog = () => { try { return readFileSync(path.join(dir, 'error.log'), 'utf8'); } catch { return ''; } };
+  expect(r.stdout, `wrk reported socket errors; nginx error.log:\n${errorLog()}`).not.toMatch(/Socket errors/);
   expect(m.requests).toBeGreaterThan(0);
   expect(seen.ring, `wrk connections seen on the ring (${seen.samples} status samples)`).toBeGreaterThanOrEqual(WRK_CONNS);
   server.kill('SIGTERM');
