@@ -11,10 +11,10 @@ say() { printf '%s\n' "pipedevice setup: $*" >&2; }
 ensure_debian_packages() {
   # command -> Debian package: the build and test tools, then the real
   # applications that test/apps and `pd bench` run (redis, iperf3, sockperf,
-  # nginx + wrk, memcached + memaslap, Python for the asyncio test).
+  # nginx + wrk + curl, memcached + memaslap/memccp/memccat, Python for the asyncio test).
   local -A pkg_of=([gcc]=gcc [make]=make [ss]=iproute2 [ip]=iproute2 [spin]=spin [strace]=strace
     [redis-server]=redis-server [redis-cli]=redis-tools [redis-benchmark]=redis-tools
-    [iperf3]=iperf3 [sockperf]=sockperf [nginx]=nginx [wrk]=wrk
+    [iperf3]=iperf3 [sockperf]=sockperf [nginx]=nginx [wrk]=wrk [curl]=curl
     [memcached]=memcached [memcaslap]=libmemcached-tools [python3]=python3)
   local missing=()
   for cmd in "${!pkg_of[@]}"; do

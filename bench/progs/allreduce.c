@@ -7,6 +7,14 @@
 // Each iteration re-initialises rank R's data to R+1+(i%7) and checks nothing;
 // after the last one every element must equal N(N+1)/2 + N*(i%7), which every
 // rank verifies. Rank 0 prints one JSON line: seconds, per-op time, bus bandwidth.
+// Test modes (test/apps/allreduce.test.ts):
+//   --check   element i of rank R in iteration k is (131R + 17k + i) % 251, so
+//             every iteration differs; every rank verifies every iteration
+//             and prints one JSON line with a checksum of its final vector,
+//             sum of v[i] * (i % 1009 + 1) (exact in a double); the time
+//             counts the communication only
+//   --gate    after connecting, print "connected" and wait for a line on stdin
+//   --hold    after the JSON line, keep the connections open until stdin's EOF
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -75,11 +83,38 @@ static void exchange(int out, const char *sbuf, int in, char *rbuf, size_t len) 
   }
 }
 
+static float check_value(int rank, int it, long i) { return (float)((131L * rank + 17L * it + i) % 251); }
+
+/* --check: the allreduce of iteration `it` must hold the sum over the ranks */
+static void check_iteration(const float *data, long floats, int ranks, int rank, int it) {
+  for (long i = 0; i < floats; i++) {
+    float want = 0;
+    for (int r = 0; r < ranks; r++) want += check_value(r, it, i);
+    if (data[i] != want) {
+      fprintf(stderr, "allreduce: rank %d iteration %d element %ld is %g, want %g\n", rank, it, i, data[i], want);
+      exit(1);
+    }
+  }
+}
+
+static void wait_stdin(int until_eof) {
+  char line[64];
+  while (fgets(line, sizeof line, stdin))
+    if (!until_eof) return;
+}
+
 int main(int argc, char **argv) {
-  int ranks = 0, rank = -1, port = 0, iters = 10;
+  int ranks = 0, rank = -1, port = 0, iters = 10, check = 0, gate = 0, hold = 0;
   long floats = 1 << 20;
   const char *dir = NULL;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--check")) { check = 1; continue; }
+    if (!strcmp(argv[i], "--gate")) { gate = 1; continue; }
+    if (!strcmp(argv[i], "--hold")) { hold = 1; continue; }
+    if (i + 1 >= argc) {
+      fprintf(stderr, "allreduce: %s needs a value\n", argv[i]);
+      return 2;
+    }
     if (!strcmp(argv[i], "--ranks")) ranks = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--rank")) rank = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--port")) port = atoi(argv[i + 1]);
@@ -90,9 +125,10 @@ int main(int argc, char **argv) {
       fprintf(stderr, "allreduce: unknown argument %s\n", argv[i]);
       return 2;
     }
+    i++;
   }
   if (ranks < 2 || rank < 0 || rank >= ranks || (!dir && port <= 0) || floats < ranks || iters < 1) {
-    fprintf(stderr, "usage: allreduce --ranks N --rank R --port BASE [--unix DIR] --floats F --iters K\n");
+    fprintf(stderr, "usage: allreduce --ranks N --rank R --port BASE [--unix DIR] --floats F --iters K [--check] [--gate] [--hold]\n");
     return 2;
   }
   floats -= floats % ranks;
@@ -136,10 +172,20 @@ int main(int argc, char **argv) {
   if (!data || !tmp) die("malloc");
   char token = 1, back = 0;
   exchange(next, &token, prev, &back, 1);  // everyone is connected
+  if (gate) {
+    printf("connected\n");
+    fflush(stdout);
+    wait_stdin(0);
+  }
 
-  double t0 = now();
+  double t0 = now(), busy = 0, t1 = 0;
   for (int it = 0; it < iters; it++) {
-    for (long i = 0; i < floats; i++) data[i] = (float)(rank + 1 + i % 7);
+    if (check) {
+      for (long i = 0; i < floats; i++) data[i] = check_value(rank, it, i);
+      t1 = now();
+    } else {
+      for (long i = 0; i < floats; i++) data[i] = (float)(rank + 1 + i % 7);
+    }
     for (int s = 0; s < ranks - 1; s++) {  // reduce-scatter
       long sc = ((rank - s) % ranks + ranks) % ranks, rc = ((rank - s - 1) % ranks + ranks) % ranks;
       exchange(next, (char *)(data + sc * chunk), prev, (char *)tmp, chunk * sizeof(float));
@@ -150,8 +196,25 @@ int main(int argc, char **argv) {
       long sc = ((rank - s + 1) % ranks + ranks) % ranks, rc = ((rank - s) % ranks + ranks) % ranks;
       exchange(next, (char *)(data + sc * chunk), prev, (char *)(data + rc * chunk), chunk * sizeof(float));
     }
+    if (check) {
+      busy += now() - t1;
+      check_iteration(data, floats, ranks, rank, it);
+    }
   }
-  double t = now() - t0;
+  double t = check ? busy : now() - t0;
+  if (check) {
+    double sum = 0;
+    for (long i = 0; i < floats; i++) sum += (double)data[i] * (double)(i % 1009 + 1);
+    exchange(next, &token, prev, &back, 1);
+    double bytes = floats * sizeof(float);
+    printf("{\"ok\":true,\"rank\":%d,\"ranks\":%d,\"floats\":%ld,\"iters\":%d,\"checksum\":%.0f,\"seconds\":%.6f,\"busbw_gbytes_s\":%.4f}\n",
+           rank, ranks, floats, iters, sum, t, bytes * 2.0 * (ranks - 1) / ranks * iters / t / 1e9);
+    fflush(stdout);
+    if (hold) wait_stdin(1);
+    close(next);
+    close(prev);
+    return 0;
+  }
   for (long i = 0; i < floats; i++) {
     float want = (float)(ranks * (ranks + 1) / 2 + ranks * (i % 7));
     if (data[i] != want) {

@@ -1,11 +1,14 @@
 // Shared by the test/apps files: real applications under pdrun, each with its
 // own PD_SOCKET (setupPdTest), bounded waits, and the transport check.
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import { expect } from 'vitest';
 import { findConnection, pdStatus, pdStatusUntil, type PdConnection, type PdStatus } from '../helpers/pd.js';
 import { sleep, type Proc } from '../helpers/proc.js';
+import { ssEnds, type TcpInfo } from '../helpers/ss.js';
 
 /** Fails the test (with the apt-get line) when cmd is not installed. */
 export function requireCommand(cmd: string, pkg: string): void {
@@ -27,6 +30,24 @@ export function freePort(): Promise<number> {
       s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
     });
   });
+}
+
+/** n consecutive ports on 127.0.0.1 that were all free a moment ago. */
+export async function freePorts(n: number): Promise<number> {
+  const bindable = (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const s = net.createServer();
+      s.on('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+  for (let tries = 0; tries < 50; tries++) {
+    const base = await freePort();
+    if (base + n > 65536) continue;
+    let ok = true;
+    for (let i = 1; i < n && ok; i++) ok = await bindable(base + i);
+    if (ok) return base;
+  }
+  throw new Error(`found no ${n} consecutive free ports on 127.0.0.1`);
 }
 
 /** Wait until something accepts on 127.0.0.1:port; fails early if the server exits. */
@@ -70,6 +91,18 @@ export async function expectOnRing(sock: string, port: number, n: number, timeou
   return cs;
 }
 
+/** Wait (bounded) until the controller has given a connection to port a slot:
+ * each end takes it at its next call on that connection, so what a program
+ * held at a gate sends after the gate goes by the ring (from its next
+ * message on: the first after the gate may still wake its idle peer by TCP). */
+export async function expectAssigned(sock: string, port: number, timeoutMs = 10_000): Promise<PdConnection> {
+  const find = (s: PdStatus) => connectionsOnPort(s, port).find((c) => c.state === 'assigned' || c.state === 'upgraded');
+  const s = await pdStatusUntil(sock, (x) => find(x) !== undefined, timeoutMs);
+  const c = find(s);
+  expect(c, `no connection to port ${port} was assigned a slot:\n${JSON.stringify(connectionsOnPort(s, port), null, 1)}`).toBeDefined();
+  return c!;
+}
+
 /** The connection whose end has this local address, on the ring, once it is. */
 export async function expectConnOnRing(sock: string, local: string, timeoutMs = 5000): Promise<PdConnection> {
   const s = await pdStatusUntil(sock, (x) => findConnection(x, local)?.transport === 'ring', timeoutMs);
@@ -77,6 +110,58 @@ export async function expectConnOnRing(sock: string, local: string, timeoutMs = 
   expect(c, `no connection with end ${local} in pd status:\n${JSON.stringify(s.connections, null, 1)}`).toBeDefined();
   expect(c!.transport, `${JSON.stringify(c)}`).toBe('ring');
   return c!;
+}
+
+/** While an upgraded connection is held open: `ss -tin` must show both of its
+ * kernel sockets, each having sent (bytes_acked) and received far fewer bytes
+ * than the rings moved, beyond `allowance` (what the test let go by TCP before
+ * its gate). Returns the two sockets as ss shows them. */
+export function expectKernelIdle(conn: PdConnection, moved: number, netns: { client?: string; server?: string } = {}, allowance = 0): { client: TcpInfo; server: TcpInfo } {
+  const c = conn.ends.find((e) => e.role === 0);
+  expect(c, `no connecting end in ${JSON.stringify(conn)}`).toBeDefined();
+  const { client, server } = ssEnds(c!.local, c!.peer, netns);
+  expect(client, `ss -tin shows no socket ${c!.local} -> ${c!.peer}`).toBeDefined();
+  expect(server, `ss -tin shows no socket ${c!.peer} -> ${c!.local}`).toBeDefined();
+  const most = allowance + moved / 10;
+  for (const k of [client!, server!]) {
+    expect(k.bytesAcked, `kernel TCP carried more than ${allowance} B before the gate + a tenth of the ${moved} B the rings moved:\n${k.raw}`).toBeLessThan(most);
+    expect(k.bytesReceived, `kernel TCP carried more than ${allowance} B before the gate + a tenth of the ${moved} B the rings moved:\n${k.raw}`).toBeLessThan(most);
+  }
+  console.log(`kernel TCP of ${c!.local} -> ${c!.peer}: client acked ${client!.bytesAcked} B, server acked ${server!.bytesAcked} B; rings ${conn.ringBytes.join(' B up, ')} B down`);
+  return { client: client!, server: server! };
+}
+
+/** Bytes a socket sent by TCP, not counting retransmissions. */
+export const tcpSent = (k: TcpInfo): number => k.bytesSent - k.bytesRetrans;
+
+/** Stop reading p's stdout once it has printed n bytes (at once when it has):
+ * the program then blocks writing beyond what the pipe holds, and holds its
+ * connections open. `p.child.stdout.resume()` lets it go on. */
+export function stopReadingAt(p: Proc, n: number): void {
+  const out = p.child.stdout!;
+  if (p.stdout.length >= n) {
+    out.pause();
+    return;
+  }
+  const check = () => {
+    if (p.stdout.length < n) return;
+    out.off('data', check);
+    out.pause();
+  };
+  out.on('data', check);
+}
+
+export const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+/** A named pipe: a program that opens it blocks until the test opens the other end. */
+export function mkfifo(file: string): void {
+  const r = spawnSync('mkfifo', [file], { encoding: 'utf8', timeout: 5000 });
+  if (r.status !== 0) throw new Error(`mkfifo ${file} failed: ${r.stderr || String(r.error)}`);
+}
+
+/** Everything a program writes into the FIFO, up to its close. */
+export function readFifo(file: string): Promise<Buffer> {
+  return readFile(file);
 }
 
 export { pdStatus };

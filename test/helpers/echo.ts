@@ -76,7 +76,7 @@ export async function runClient<T extends { ok: boolean }>(
   return { result, stderr: r.stderr, stdout: r.stdout };
 }
 
-/** Start a stream client with --hold and wait for its JSON line (the connection stays open). */
+/** Start a stream client to server.addr with --hold and wait for its JSON line (the connection stays open). */
 export async function holdStream(
   server: Server,
   bytes: number,
@@ -84,7 +84,8 @@ export async function holdStream(
   opts: SpawnOptions = {},
   timeoutMs = 100_000,
 ): Promise<{ proc: Proc; result: StreamResult }> {
-  const proc = startClient(['stream', '127.0.0.1', String(server.port), String(bytes), String(chunk), '--hold'], {
+  const host = server.addr.slice(0, server.addr.lastIndexOf(':')); // 127.0.0.1 unless the server listens elsewhere
+  const proc = startClient(['stream', host, String(server.port), String(bytes), String(chunk), '--hold'], {
     ...opts,
     stdinPipe: true,
   });

@@ -23,6 +23,8 @@ export interface SpawnOptions {
   stdinPipe?: boolean;
   /** name used in error messages */
   name?: string;
+  /** run inside this network namespace (`ip netns exec NS ...`, root only) */
+  netns?: string;
 }
 
 const live = new Set<Proc>();
@@ -39,9 +41,10 @@ export class Proc {
   constructor(cmd: string, args: string[], opts: SpawnOptions = {}) {
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries({ ...process.env, ...opts.env })) if (v !== undefined) env[k] = v;
-    const argv = opts.pdrun ? [PDRUN_JS, ...(opts.pdrunArgs ?? []), '--', cmd, ...args] : args;
-    const file = opts.pdrun ? process.execPath : cmd;
-    this.name = opts.name ?? `${opts.pdrun ? 'pdrun ' : ''}${cmd.split('/').pop()} ${args.join(' ')}`;
+    let argv = opts.pdrun ? [PDRUN_JS, ...(opts.pdrunArgs ?? []), '--', cmd, ...args] : args;
+    let file = opts.pdrun ? process.execPath : cmd;
+    if (opts.netns) [file, argv] = ['ip', ['netns', 'exec', opts.netns, file, ...argv]];
+    this.name = opts.name ?? `${opts.netns ? `[${opts.netns}] ` : ''}${opts.pdrun ? 'pdrun ' : ''}${cmd.split('/').pop()} ${args.join(' ')}`;
     this.child = spawn(file, argv, {
       env,
       detached: true,

@@ -14,9 +14,11 @@ export interface TcpInfo {
   raw: string;
 }
 
-export function ssAll(): TcpInfo[] {
-  const r = spawnSync('ss', ['-tinH'], { encoding: 'utf8', timeout: 10_000 });
-  if (r.status !== 0) throw new Error(`ss -tinH failed: ${r.stderr || String(r.error)}`);
+/** Every TCP socket of this network namespace, or of the named one (`ip netns exec NS ss`). */
+export function ssAll(netns?: string): TcpInfo[] {
+  const [cmd, args] = netns ? ['ip', ['netns', 'exec', netns, 'ss', '-tinH']] : ['ss', ['-tinH']];
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 10_000 });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr || String(r.error)}`);
   const out: TcpInfo[] = [];
   let cur: TcpInfo | null = null;
   for (const line of r.stdout.split('\n')) {
@@ -51,5 +53,13 @@ export function ssPair(clientLocal: string, serverAddr: string): { client?: TcpI
   return {
     client: all.find((c) => c.local === clientLocal && c.peer === serverAddr),
     server: all.find((c) => c.local === serverAddr && c.peer === clientLocal),
+  };
+}
+
+/** Both kernel sockets of a connection whose ends may sit in different network namespaces. */
+export function ssEnds(clientLocal: string, serverAddr: string, netns: { client?: string; server?: string } = {}): { client?: TcpInfo; server?: TcpInfo } {
+  return {
+    client: ssAll(netns.client).find((c) => c.local === clientLocal && c.peer === serverAddr),
+    server: ssAll(netns.server).find((c) => c.local === serverAddr && c.peer === clientLocal),
   };
 }

@@ -1,9 +1,10 @@
 /* echo_server: a plain blocking TCP echo server, written like any unmodified
  * application (no knowledge of pipedevice).
  *
- *   echo_server [--port P] [--threads] [--max-conns N] [--timeout S]
+ *   echo_server [--port P] [--bind IPV4] [--threads] [--max-conns N] [--timeout S]
  *
- * Listens on 127.0.0.1:P (0 = ephemeral, the default), prints exactly
+ * Listens on 127.0.0.1:P (or --bind's address, e.g. 0.0.0.0 in a network
+ * namespace; P 0 = ephemeral, the default), prints exactly
  * "port <N>\n" on stdout once listening, then serves connections one at a time
  * (or one thread per connection with --threads), echoing every byte until the
  * client's EOF, then closes. Exits after N connections with --max-conns, on
@@ -81,13 +82,17 @@ int main(int argc, char **argv) {
   int threads = 0;
   unsigned long max_conns = 0;
   unsigned timeout = 0;
+  struct in_addr bind_addr = { .s_addr = htonl(INADDR_LOOPBACK) };
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--port") && i + 1 < argc) port = (unsigned)strtoul(argv[++i], NULL, 10);
+    else if (!strcmp(argv[i], "--bind") && i + 1 < argc) {
+      if (inet_pton(AF_INET, argv[++i], &bind_addr) != 1) die("--bind %s: not an IPv4 address", argv[i]);
+    }
     else if (!strcmp(argv[i], "--threads")) threads = 1;
     else if (!strcmp(argv[i], "--max-conns") && i + 1 < argc) max_conns = strtoul(argv[++i], NULL, 10);
     else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) timeout = (unsigned)strtoul(argv[++i], NULL, 10);
     else if (!strcmp(argv[i], "--verbose")) verbose = 1;
-    else die("usage: echo_server [--port P] [--threads] [--max-conns N] [--timeout S] [--verbose]");
+    else die("usage: echo_server [--port P] [--bind IPV4] [--threads] [--max-conns N] [--timeout S] [--verbose]");
   }
   signal(SIGPIPE, SIG_IGN);
   struct sigaction sa;
@@ -103,7 +108,7 @@ int main(int argc, char **argv) {
   struct sockaddr_in a;
   memset(&a, 0, sizeof a);
   a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_addr = bind_addr;
   a.sin_port = htons((uint16_t)port);
   if (bind(ls, (struct sockaddr *)&a, sizeof a) < 0) die("bind port %u: %s", port, strerror(errno));
   if (listen(ls, 1024) < 0) die("listen: %s", strerror(errno));

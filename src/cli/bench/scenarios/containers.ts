@@ -9,41 +9,68 @@ import type { Case, CaseResult, RunContext, Scenario } from '../types.js';
 import { parseRedisCsv } from './redis.js';
 import { parseIperf } from './throughput.js';
 
-const SERVER_IP = '10.203.0.1';
-const CLIENT_IP = '10.203.0.2';
 const tag = `${process.pid % 100000}`;
 const NS_SERVER = `pdbench-${tag}-srv`;
 const NS_CLIENT = `pdbench-${tag}-cli`;
 const VETH_S = `pdb${tag}s`;
 const VETH_C = `pdb${tag}c`;
+const SERVER_IP = '10.203.0.1';
+const CLIENT_IP = '10.203.0.2';
 
 function ip(args: string[]): void {
   const r = spawnSync('ip', args, { encoding: 'utf8', timeout: 10_000 });
   if (r.status !== 0) throw new BenchError('PD_E_BENCH_RUN', `ip ${args.join(' ')} failed: ${r.stderr || String(r.error)}`);
 }
 
-async function setup(log: (m: string) => void): Promise<() => Promise<void>> {
-  const teardown = async () => {
-    for (const ns of [NS_SERVER, NS_CLIENT]) spawnSync('ip', ['netns', 'del', ns], { timeout: 10_000 });
-  };
+/** Network namespaces as containers on one host: `server` joined to each of
+ * `clients` by its own veth pair (`${veth}s`/`${veth}c`, then with the client's
+ * index), client i on 10.`net`.i.0/24: the server's end .1, the client's .2. */
+export interface NetnsSpec {
+  server: string;
+  clients: string[];
+  veth: string;
+  net: number;
+}
+
+export const serverIp = (spec: NetnsSpec, i: number): string => `10.${spec.net}.${i}.1`;
+export const clientIp = (spec: NetnsSpec, i: number): string => `10.${spec.net}.${i}.2`;
+const vethNames = (spec: NetnsSpec, i: number): [string, string] => [`${spec.veth}s${i || ''}`, `${spec.veth}c${i || ''}`];
+
+/** Deletes the namespaces (and with them their veths) and any veth left in this namespace; never throws. */
+export function deleteNetns(spec: NetnsSpec): void {
+  for (const ns of [spec.server, ...spec.clients]) spawnSync('ip', ['netns', 'del', ns], { timeout: 10_000 });
+  for (const i of spec.clients.keys()) spawnSync('ip', ['link', 'del', vethNames(spec, i)[0]], { timeout: 10_000, stdio: 'ignore' });
+}
+
+/** Creates them (root only); on a failure deletes what it made and throws. */
+export function createNetns(spec: NetnsSpec): void {
   try {
-    ip(['netns', 'add', NS_SERVER]);
-    ip(['netns', 'add', NS_CLIENT]);
-    ip(['link', 'add', VETH_S, 'type', 'veth', 'peer', 'name', VETH_C]);
-    ip(['link', 'set', VETH_S, 'netns', NS_SERVER]);
-    ip(['link', 'set', VETH_C, 'netns', NS_CLIENT]);
-    ip(['-n', NS_SERVER, 'addr', 'add', `${SERVER_IP}/24`, 'dev', VETH_S]);
-    ip(['-n', NS_CLIENT, 'addr', 'add', `${CLIENT_IP}/24`, 'dev', VETH_C]);
-    for (const [ns, dev] of [[NS_SERVER, VETH_S], [NS_CLIENT, VETH_C]] as const) {
+    ip(['netns', 'add', spec.server]);
+    ip(['-n', spec.server, 'link', 'set', 'lo', 'up']);
+    for (const [i, ns] of spec.clients.entries()) {
+      const [vs, vc] = vethNames(spec, i);
+      ip(['netns', 'add', ns]);
+      ip(['link', 'add', vs, 'type', 'veth', 'peer', 'name', vc]);
+      ip(['link', 'set', vs, 'netns', spec.server]);
+      ip(['link', 'set', vc, 'netns', ns]);
+      ip(['-n', spec.server, 'addr', 'add', `${serverIp(spec, i)}/24`, 'dev', vs]);
+      ip(['-n', ns, 'addr', 'add', `${clientIp(spec, i)}/24`, 'dev', vc]);
       ip(['-n', ns, 'link', 'set', 'lo', 'up']);
-      ip(['-n', ns, 'link', 'set', dev, 'up']);
+      ip(['-n', spec.server, 'link', 'set', vs, 'up']);
+      ip(['-n', ns, 'link', 'set', vc, 'up']);
     }
   } catch (e) {
-    await teardown();
+    deleteNetns(spec);
     throw e;
   }
+}
+
+const SPEC: NetnsSpec = { server: NS_SERVER, clients: [NS_CLIENT], veth: `pdb${tag}`, net: 203 };
+
+async function setup(log: (m: string) => void): Promise<() => Promise<void>> {
+  createNetns(SPEC);
   log(`namespaces ${NS_SERVER} (${SERVER_IP}) and ${NS_CLIENT} (${CLIENT_IP}) joined by veth ${VETH_S}/${VETH_C}`);
-  return teardown;
+  return async () => deleteNetns(SPEC);
 }
 
 const requests = (quick: boolean) => (quick ? 10_000 : 100_000);
