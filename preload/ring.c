@@ -688,6 +688,13 @@ static int iov_limit(const struct iovec *in, int cnt, size_t n, struct iovec *ou
 	return k;
 }
 
+/* The reader (under rx_lock) counts its TCP bytes; readiness in other
+ * threads reads the count (ring_reachable), hence the atomic store. */
+static void rx_tcp_add(struct pd_conn *c, uint64_t n)
+{
+	__atomic_store_n(&c->rx_tcp, c->rx_tcp + n, __ATOMIC_RELAXED);
+}
+
 /* One attempt at the TCP part: >0 bytes, 0 EOF, -EAGAIN nothing yet, or -errno. */
 static ssize_t tcp_recv_once(struct pd_conn *c, const struct iovec *iov, int iovcnt, int flags, bool *switched_now)
 {
@@ -700,7 +707,7 @@ static ssize_t tcp_recv_once(struct pd_conn *c, const struct iovec *iov, int iov
 		uint64_t limit = pd_load_relaxed(&c->rxd->tx_tcp_bytes);
 		if (PD_UNLIKELY(limit < c->rx_tcp)) return conn_reset(c, "peer claims fewer TCP bytes than were read");
 		if (limit == c->rx_tcp) {
-			c->rx_ring = true;
+			__atomic_store_n(&c->rx_ring, true, __ATOMIC_RELAXED); /* read by readiness in other threads */
 			return -EAGAIN;
 		}
 		int k = iov_limit(iov, iovcnt, (size_t)(limit - c->rx_tcp), lim, 64);
@@ -714,7 +721,7 @@ static ssize_t tcp_recv_once(struct pd_conn *c, const struct iovec *iov, int iov
 		*switched_now = true;
 		return -EAGAIN;
 	}
-	if (r > 0 && !(flags & MSG_PEEK)) c->rx_tcp += (uint64_t)r;
+	if (r > 0 && !(flags & MSG_PEEK)) rx_tcp_add(c, (uint64_t)r);
 	return r;
 }
 
@@ -785,7 +792,7 @@ ssize_t pd_conn_recv_msg(struct pd_conn *c, const struct iovec *iov, int iovcnt,
 		struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
 		ssize_t r = pd_real.recvmsg(c->sock, orig ? orig : &mh, flags);
 		if (r < 0) r = -errno;
-		else if (!(flags & MSG_PEEK)) c->rx_tcp += (uint64_t)r;
+		else if (!(flags & MSG_PEEK)) rx_tcp_add(c, (uint64_t)r);
 		pthread_mutex_unlock(&c->rx_lock);
 		return r;
 	}
@@ -880,6 +887,20 @@ int pd_conn_shutdown(struct pd_conn *c, int how)
  * not know (TCP bytes before the switch, EPOLLOUT before our switch, the
  * peer's FIN) the kernel socket still reports. *head and *tail receive the
  * indices seen, for edge-triggered callers. */
+/* Whether a read would reach the ring now. The peer's TCP bytes from before
+ * its switch come first: until the reader has them all, ring bytes (and the
+ * ring's EOF) are not readable, and the kernel socket, which stays in every
+ * readiness set, reports the TCP bytes when they arrive. Reporting the ring
+ * then would send a non-blocking reader into EAGAIN after EPOLLIN. Any
+ * thread: relaxed loads of the reader's progress (a stale one only delays
+ * the report to the socket's event or the next call). */
+static bool ring_reachable(struct pd_conn *c)
+{
+	if (__atomic_load_n(&c->rx_ring, __ATOMIC_RELAXED)) return true;
+	if (!pd_load_acquire(&c->rxd->switched)) return true; /* nothing on the ring yet, or a scribble the read resets */
+	return pd_load_relaxed(&c->rxd->tx_tcp_bytes) <= __atomic_load_n(&c->rx_tcp, __ATOMIC_RELAXED);
+}
+
 uint32_t pd_conn_ring_events(struct pd_conn *c, uint64_t *head, uint64_t *tail)
 {
 	uint32_t ev = 0;
@@ -889,8 +910,10 @@ uint32_t pd_conn_ring_events(struct pd_conn *c, uint64_t *head, uint64_t *tail)
 	 * racing, or a scribbled index) reads as "data": the read that follows
 	 * validates and resets if it must */
 	uint64_t t = pd_load_acquire(&c->rxd->tail), h = pd_load_acquire(&c->rxd->head);
-	if (h != t) ev |= EPOLLIN;
-	if (pd_load_acquire(&c->rxd->wr_closed)) ev |= EPOLLIN | EPOLLRDHUP;
+	if (ring_reachable(c)) {
+		if (h != t) ev |= EPOLLIN;
+		if (pd_load_acquire(&c->rxd->wr_closed)) ev |= EPOLLIN | EPOLLRDHUP;
+	}
 	if (c->rd_shut) ev |= EPOLLIN | EPOLLRDHUP;
 	uint64_t th = pd_load_acquire(&c->txd->head), tt = pd_load_acquire(&c->txd->tail);
 	if (__atomic_load_n(&c->tx_switched, __ATOMIC_ACQUIRE)) {
@@ -937,9 +960,9 @@ int pd_conn_queued(struct pd_conn *c, bool inq, int kernel)
 	if (inq) {
 		uint64_t avail = pd_load_acquire(&c->rxd->head) - pd_load_acquire(&c->rxd->tail);
 		if (avail > c->ring_size) return kernel;
-		if (!c->rx_ring) { /* ring bytes follow the TCP bytes: count only those reachable */
+		if (!__atomic_load_n(&c->rx_ring, __ATOMIC_RELAXED)) { /* ring bytes follow the TCP bytes: count only those reachable */
 			if (!pd_load_acquire(&c->rxd->switched)) return kernel;
-			uint64_t left = pd_load_relaxed(&c->rxd->tx_tcp_bytes) - c->rx_tcp;
+			uint64_t left = pd_load_relaxed(&c->rxd->tx_tcp_bytes) - __atomic_load_n(&c->rx_tcp, __ATOMIC_RELAXED);
 			if ((uint64_t)kernel < left) return kernel; /* TCP bytes still in flight */
 		}
 		uint64_t n = (uint64_t)kernel + avail;
@@ -1003,7 +1026,7 @@ ssize_t pd_conn_splice_out(struct pd_conn *c, int pipe_out, size_t len, unsigned
 		pthread_mutex_lock(&c->rx_lock);
 		ssize_t r = pd_real.splice(c->sock, NULL, pipe_out, NULL, len, flags);
 		if (r < 0) r = -errno;
-		else c->rx_tcp += (uint64_t)r;
+		else rx_tcp_add(c, (uint64_t)r);
 		pthread_mutex_unlock(&c->rx_lock);
 		return r;
 	}

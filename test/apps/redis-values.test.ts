@@ -1,9 +1,9 @@
-// Checks: redis-server and redis-cli, both under pdrun, once their connection is on the ring, SET then GET binary values of 1 B to 1 MiB (around the ring size) and read every one back byte-exact.
+// Checks: redis-server and redis-cli, both under pdrun, once their connection is on the ring (a PING, then a second once a slot is assigned: redis-cli idles on stdin and attaches at its next call on the socket), SET then GET binary values of 1 B to 1 MiB (around the ring size) and read every one back byte-exact.
 import { randomBytes } from 'node:crypto';
 import { expect, it } from 'vitest';
 import { setupPdTest } from '../helpers/lifecycle.js';
 import { sleep, spawnProc } from '../helpers/proc.js';
-import { expectOnRing, freePort, requireCommand } from './app-helpers.js';
+import { expectAssigned, expectOnRing, freePort, requireCommand } from './app-helpers.js';
 
 const pd = setupPdTest();
 const SIZES = [1, 15, 16, 1000, 4096, 65535, 65536, 100_000, 262_143, 262_144, 262_145, 524_288, 1 << 20];
@@ -24,12 +24,19 @@ it('reads back every value it set, byte-exact, over the ring', async () => {
   cli.child.stdout!.setEncoding('latin1'); // one char per byte: cli.stdout holds the raw bytes
   cli.child.stdin!.write('PING\n');
   await cli.waitStdout(/^PONG\n/, 10_000);
+  // redis-cli then blocks reading stdin, not on its socket: it takes the
+  // slot the controller assigns at its next call on the connection. The
+  // gate: another PING once the slot is assigned, after which both ends are
+  // attached (the server already is: it idles in epoll_wait, which attaches).
+  await expectAssigned(pd().sock, port);
+  cli.child.stdin!.write('PING\n');
+  await cli.waitStdout(/^PONG\nPONG\n/, 10_000);
   await expectOnRing(pd().sock, port, 1);
 
   const values = SIZES.map((n) => randomBytes(n));
-  const parts: Buffer[] = [Buffer.from('PONG\n')];
+  const parts: Buffer[] = [Buffer.from('PONG\nPONG\n')];
   const offsets: number[] = [];
-  let at = 5;
+  let at = 10;
   for (const [i, v] of values.entries()) {
     cli.child.stdin!.write(`SET k${i} ${quote(v)}\nGET k${i}\n`);
     parts.push(Buffer.from('OK\n'), v, Buffer.from('\n'));

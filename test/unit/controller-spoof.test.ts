@@ -62,7 +62,9 @@ describe('spoofing by a third session', () => {
     }
     closeAll(fakes.map(([, fd]) => fd));
     // Logged at the default (quiet) level.
-    await ctl.waitLog(/refused: the reported fd is not a connected TCP socket/);
+    // (the lines reach our pipe after the DECLINEs: wait for all of them)
+    const refusals = () => ctl.stderr.match(/refused: the reported fd is not a connected TCP socket/g)?.length ?? 0;
+    await until(`${fakes.length} refusals logged; got:\n${ctl.stderr}`, () => refusals() >= fakes.length);
     expect(ctl.stderr.match(/refused:/g)?.length, ctl.stderr).toBe(fakes.length);
     // The pair is untouched.
     const doc = await ctl.status();
