@@ -526,7 +526,7 @@ static int translate(int epfd, struct epoll_event *ev, int n, int have)
  * microseconds, as ring.c's spin does, so a peer on our core can run. */
 static int spin_rings(struct pd_ep *ep, struct epoll_event *out, int max)
 {
-	const uint32_t cap = pd_spin_max_ns();
+	const uint32_t cap = (uint32_t)pd_cfg.spin_us * 1000u;
 	if (cap == 0) return 0;
 	uint32_t budget = ep->spin_ns == 0 || ep->spin_ns > cap ? cap : ep->spin_ns;
 	uint64_t start = pd_now_ns(), now;

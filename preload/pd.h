@@ -42,8 +42,6 @@ void pd_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 #define pd_info(...) do { if (PD_UNLIKELY(pd_cfg.log_level >= PD_LOG_INFO)) pd_log(PD_LOG_INFO, __VA_ARGS__); } while (0)
 #define pd_warn(...) do { if (pd_cfg.log_level >= PD_LOG_WARN) pd_log(PD_LOG_WARN, __VA_ARGS__); } while (0)
 uint64_t pd_now_ns(void);
-/* spin.c: longest spin now, 0 while PD_SPIN_US=0 or the machine is oversubscribed */
-uint32_t pd_spin_max_ns(void);
 
 /* ---- connections (conn.c) ---- */
 enum pd_conn_state {

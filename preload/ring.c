@@ -191,7 +191,7 @@ static bool tx_ready(struct pd_conn *c)
  * woken onto our own core (wake-affine) and cannot run while we spin. */
 static bool spin(struct pd_conn *c, bool (*ready)(struct pd_conn *), uint32_t *budget_ns)
 {
-	const uint32_t max = pd_spin_max_ns();
+	const uint32_t max = (uint32_t)pd_cfg.spin_us * 1000u;
 	if (max == 0) return false;
 	uint32_t budget = *budget_ns;
 	if (budget == 0 || budget > max) budget = max;
