@@ -98,6 +98,8 @@ struct pd_conn {
 	int tx_sock_err;       /* a send's wait saw the kernel socket's ERR/HUP, atomic */
 	int reset;             /* the slot was found corrupted: ECONNRESET, atomic */
 	uint32_t rx_spin_ns, tx_spin_ns; /* adaptive spin budgets (ring.c) */
+	int rcvlowat;          /* the kernel socket's SO_RCVLOWAT, atomic; 0 = not read yet (acts as 1) */
+	uint64_t rx_need;      /* wait_rx: ring bytes past rx_tail that end the wait, under rx_lock */
 	uint64_t t_est_ns;        /* when connect()/accept() returned it (PD_LOG=debug timings) */
 	struct pd_conn *next_pending; /* session pending list, under the session lock */
 	struct pd_conn *next_free;
@@ -149,6 +151,7 @@ void pd_conn_arm(struct pd_conn *c, bool rx, bool tx);
 void pd_conn_disarm(struct pd_conn *c, bool rx, bool tx);
 void pd_conn_ring_self(struct pd_conn *c);
 int pd_conn_queued(struct pd_conn *c, bool inq, int kernel);
+void pd_conn_lowat_read(struct pd_conn *c, int fd, bool first); /* SO_RCVLOWAT from the kernel socket */
 void pd_conn_wait_forget(struct pd_conn *c);   /* drop it from this thread's waiting set */
 void pd_ring_atfork_child(void);
 void pd_poll_atfork_child(void);

@@ -20,6 +20,7 @@
 	X(int, fcntl, (int fd, int cmd, ...), (fd, cmd)) \
 	X(int, fcntl64, (int fd, int cmd, ...), (fd, cmd)) \
 	X(int, ioctl, (int fd, unsigned long req, ...), (fd, req)) \
+	X(int, setsockopt, (int fd, int level, int opt, const void *val, socklen_t len), (fd, level, opt, val, len)) \
 	X(ssize_t, read, (int fd, void *buf, size_t n), (fd, buf, n)) \
 	X(ssize_t, __read_chk, (int fd, void *buf, size_t n, size_t buflen), (fd, buf, n, buflen)) \
 	X(ssize_t, write, (int fd, const void *buf, size_t n), (fd, buf, n)) \

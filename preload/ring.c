@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <sys/epoll.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/time.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -158,15 +159,16 @@ static inline void arm_add(uint32_t *w, int d)
 
 /* ---- waiting ---- */
 
-/* Something for the reader: ring data, end of stream, reset, or (before the
- * peer switched) the switch itself. */
+/* Something for the reader: ring data (rx_need bytes past rx_tail: 1, or
+ * more than a MSG_PEEK under SO_RCVLOWAT already saw), end of stream, reset,
+ * or (before the peer switched) the switch itself. */
 static bool rx_ready(struct pd_conn *c)
 {
 	if (slot_reset(c)) return true;
 	/* before the switch is seen, the switch itself is news; after it, the
 	 * remaining TCP bytes arrive on the socket, which wait_rx polls */
 	if (!c->rx_ring) return !c->rx_sw_seen && pd_load_acquire(&c->rxd->switched) != 0;
-	return pd_load_acquire(&c->rxd->head) != c->rx_tail || pd_load_acquire(&c->rxd->wr_closed);
+	return pd_load_acquire(&c->rxd->head) - c->rx_tail >= c->rx_need || pd_load_acquire(&c->rxd->wr_closed);
 }
 
 /* The peer will never read again: it closed its last fd, or the controller
@@ -454,9 +456,10 @@ static int doorbell_wait(struct pd_conn *c, bool rx, bool (*ready)(struct pd_con
 
 /* Wait until rx_ready or the kernel socket is readable. Returns 0, -EAGAIN
  * (SO_RCVTIMEO expired) or another -errno. *sock_ev gets the socket's events. */
-static int wait_rx(struct pd_conn *c, uint32_t *sock_ev)
+static int wait_rx(struct pd_conn *c, uint64_t need, uint32_t *sock_ev)
 {
 	struct wait_ev we;
+	c->rx_need = need;
 	int r = doorbell_wait(c, true, rx_ready, &c->rx_spin_ns, &c->rxd->reader_armed, SO_RCVTIMEO, &we);
 	if (we.peer) __atomic_store_n(&c->peer_exited, 1, __ATOMIC_RELAXED);
 	*sock_ev = r == 0 ? we.sock : 0;
@@ -725,16 +728,19 @@ static ssize_t tcp_recv_once(struct pd_conn *c, const struct iovec *iov, int iov
 	return r;
 }
 
-/* One attempt at the ring: >0 bytes, 0 EOF, -EAGAIN nothing yet, or -errno. */
-static ssize_t ring_recv_once(struct pd_conn *c, struct iov_cursor *cu, size_t want, int flags, bool check_kernel)
+/* One attempt at the ring: >0 bytes, 0 EOF, -EAGAIN nothing yet, or -errno.
+ * skip: ring bytes a MSG_PEEK of this call already copied (SO_RCVLOWAT). */
+static ssize_t ring_recv_once(struct pd_conn *c, struct iov_cursor *cu, size_t want, int flags, bool check_kernel,
+			      uint64_t skip)
 {
 	const uint32_t size = c->ring_size;
+	const uint64_t pos = c->rx_tail + skip;
 	uint64_t head = pd_load_acquire(&c->rxd->head); /* acquire: the bytes before the index */
-	uint64_t avail = head - c->rx_tail;
+	uint64_t avail = head - pos;
 	if (PD_UNLIKELY(avail > size)) return conn_reset(c, "peer published a head past the ring");
 	if (avail > 0) {
 		size_t n = avail < want ? (size_t)avail : want;
-		if (!(flags & MSG_TRUNC)) copy_from_ring(c->rx_buf, size, c->rx_tail, cu, n); /* TCP: MSG_TRUNC discards */
+		if (!(flags & MSG_TRUNC)) copy_from_ring(c->rx_buf, size, pos, cu, n); /* TCP: MSG_TRUNC discards */
 		if (!(flags & MSG_PEEK)) {
 			c->rx_tail += n;
 			pd_store_release(&c->rxd->tail, c->rx_tail); /* release: we are done reading those bytes */
@@ -743,7 +749,7 @@ static ssize_t ring_recv_once(struct pd_conn *c, struct iov_cursor *cu, size_t w
 		return (ssize_t)n;
 	}
 	if (pd_load_acquire(&c->rxd->wr_closed)) {
-		if (pd_load_acquire(&c->rxd->head) != c->rx_tail) return -EINTR; /* raced: go again */
+		if (pd_load_acquire(&c->rxd->head) != pos) return -EINTR; /* raced: go again */
 		/* a peer that closed with SO_LINGER {1,0} reset the kernel
 		 * connection: TCP reports ECONNRESET once, then EOF */
 		char b;
@@ -755,7 +761,7 @@ static ssize_t ring_recv_once(struct pd_conn *c, struct iov_cursor *cu, size_t w
 	}
 	if (c->rd_shut) return 0; /* SHUT_RD: what was queued was read; now EOF */
 	if (c->rx_fin) { /* the FIN was seen: EOF for good, as TCP */
-		if (pd_load_acquire(&c->rxd->head) != c->rx_tail) return -EINTR;
+		if (pd_load_acquire(&c->rxd->head) != pos) return -EINTR;
 		return 0;
 	}
 	if (!check_kernel) return -EAGAIN;
@@ -769,7 +775,7 @@ static ssize_t ring_recv_once(struct pd_conn *c, struct iov_cursor *cu, size_t w
 	if (r == 0) {
 		/* FIN: the peer published every ring byte before closing */
 		c->rx_fin = true;
-		if (pd_load_acquire(&c->rxd->head) != c->rx_tail) return -EINTR;
+		if (pd_load_acquire(&c->rxd->head) != pos) return -EINTR;
 		return 0;
 	}
 	if (errno == ECONNRESET || errno == ETIMEDOUT || errno == EHOSTUNREACH || errno == ENETUNREACH) {
@@ -805,8 +811,20 @@ ssize_t pd_conn_recv_msg(struct pd_conn *c, const struct iovec *iov, int iovcnt,
 			got = pd_real.recv(c->sock, NULL, 0, flags | MSG_DONTWAIT) < 0 ? -errno : 0;
 		goto out;
 	}
+	/* What the call waits for, as tcp_recvmsg's target: all of it with
+	 * MSG_WAITALL, else min(SO_RCVLOWAT, len); it copies what comes
+	 * meanwhile and returns it at the timeout, a signal or EOF. A MSG_PEEK
+	 * goes on peeking past what it saw, up to a ring's worth at most. */
+	size_t target = 1;
+	if (flags & MSG_WAITALL) target = want;
+	else {
+		int lw = __atomic_load_n(&c->rcvlowat, __ATOMIC_RELAXED);
+		if (PD_UNLIKELY(lw > 1)) target = (size_t)lw < want ? (size_t)lw : want;
+	}
+	if (PD_UNLIKELY(flags & MSG_PEEK) && target > c->ring_size) target = c->ring_size;
 	for (;;) {
 		ssize_t r;
+		bool from_ring = false;
 		if (slot_reset(c)) {
 			r = -ECONNRESET;
 		} else if (!c->rx_ring) {
@@ -830,12 +848,15 @@ ssize_t pd_conn_recv_msg(struct pd_conn *c, const struct iovec *iov, int iovcnt,
 			if (r == -EAGAIN && c->rx_ring) continue; /* all TCP bytes read: go to the ring */
 			(void)sw;
 		} else {
-			r = ring_recv_once(c, &cu, want - (size_t)got, flags, c->rx_kcheck || nonblock);
+			r = ring_recv_once(c, &cu, want - (size_t)got, flags, c->rx_kcheck || nonblock,
+					   (flags & MSG_PEEK) ? (uint64_t)got : 0);
 			if (r == -EINTR) continue;
+			from_ring = true;
 		}
 		if (r > 0) {
 			got += r;
-			if (!(flags & MSG_WAITALL) || (size_t)got == want || (flags & MSG_PEEK)) break;
+			if ((size_t)got >= target) break;
+			if ((flags & MSG_PEEK) && !from_ring) break; /* a peek cannot go on past the kernel's queue */
 			continue;
 		}
 		if (r == 0) break;
@@ -848,7 +869,8 @@ ssize_t pd_conn_recv_msg(struct pd_conn *c, const struct iovec *iov, int iovcnt,
 			break;
 		}
 		uint32_t ev;
-		int w = wait_rx(c, &ev);
+		/* a peek waits for more than it saw; a read for any byte */
+		int w = wait_rx(c, (flags & MSG_PEEK) ? (uint64_t)got + 1 : 1, &ev);
 		if (w < 0) {
 			if (got == 0) got = w;
 			break;
@@ -901,6 +923,29 @@ static bool ring_reachable(struct pd_conn *c)
 	return pd_load_relaxed(&c->rxd->tx_tcp_bytes) <= __atomic_load_n(&c->rx_tcp, __ATOMIC_RELAXED);
 }
 
+/* Readability under SO_RCVLOWAT lw > 1 (tcp_poll, tcp_epollin_ready): the
+ * unread bytes reach min(lw, ring size) (a full ring is readable, as a
+ * closed receive window is: nobody else can make room), or EOF. While TCP
+ * bytes from before the peer's switch are still owed, the kernel socket
+ * counts only its own queue against the mark, and TCP would count both: so
+ * when owed + ring bytes reach it, ask the kernel whether all the owed ones
+ * are queued (FIONREAD; only in this short window, and only under a mark). */
+static __attribute__((noinline)) uint32_t rx_lowat_events(struct pd_conn *c, uint64_t avail, int lw)
+{
+	uint64_t target = (uint64_t)lw < c->ring_size ? (uint64_t)lw : c->ring_size;
+	if (ring_reachable(c)) {
+		uint32_t ev = avail >= target ? EPOLLIN : 0;
+		if (pd_load_acquire(&c->rxd->wr_closed)) ev |= EPOLLIN | EPOLLRDHUP;
+		return ev;
+	}
+	uint64_t owed = pd_load_relaxed(&c->rxd->tx_tcp_bytes) - __atomic_load_n(&c->rx_tcp, __ATOMIC_RELAXED);
+	if (owed >= target || owed + avail < target) return 0; /* the kernel socket reports it, or nothing to */
+	int q = 0, saved = errno;
+	int r = pd_real.ioctl(c->sock, FIONREAD, &q);
+	errno = saved;
+	return r == 0 && q >= 0 && (uint64_t)q >= owed ? EPOLLIN : 0;
+}
+
 uint32_t pd_conn_ring_events(struct pd_conn *c, uint64_t *head, uint64_t *tail)
 {
 	uint32_t ev = 0;
@@ -910,7 +955,10 @@ uint32_t pd_conn_ring_events(struct pd_conn *c, uint64_t *head, uint64_t *tail)
 	 * racing, or a scribbled index) reads as "data": the read that follows
 	 * validates and resets if it must */
 	uint64_t t = pd_load_acquire(&c->rxd->tail), h = pd_load_acquire(&c->rxd->head);
-	if (ring_reachable(c)) {
+	int lw = __atomic_load_n(&c->rcvlowat, __ATOMIC_RELAXED);
+	if (PD_UNLIKELY(lw > 1)) {
+		ev |= rx_lowat_events(c, h - t, lw);
+	} else if (ring_reachable(c)) {
 		if (h != t) ev |= EPOLLIN;
 		if (pd_load_acquire(&c->rxd->wr_closed)) ev |= EPOLLIN | EPOLLRDHUP;
 	}
@@ -949,6 +997,25 @@ void pd_conn_ring_self(struct pd_conn *c)
 {
 	doorbell(c->efd_rx_self);
 	doorbell(c->efd_tx_self);
+}
+
+/* SO_RCVLOWAT as the kernel socket holds it (normalised: 0 reads back as
+ * 1, a negative value as INT_MAX). first: at attach, unless a setsockopt
+ * already stored a value. A lowered mark may make the socket readable now
+ * (tcp_set_rcvlowat calls tcp_data_ready): our readiness waiters re-check. */
+void pd_conn_lowat_read(struct pd_conn *c, int fd, bool first)
+{
+	int v = 1, saved = errno;
+	socklen_t l = sizeof v;
+	if (getsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &v, &l) < 0 || v < 1) v = 1;
+	errno = saved;
+	if (first) {
+		int z = 0;
+		__atomic_compare_exchange_n(&c->rcvlowat, &z, v, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+		return;
+	}
+	int old = __atomic_exchange_n(&c->rcvlowat, v, __ATOMIC_RELAXED);
+	if (v < old && __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == PD_CS_ATTACHED) doorbell(c->efd_rx_self);
 }
 
 /* FIONREAD/SIOCINQ and SIOCOUTQ of an attached connection: the kernel's

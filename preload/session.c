@@ -538,6 +538,7 @@ void pd_conn_progress(struct pd_conn *c)
 			/* The application's epoll sets get our doorbells (and we arm)
 			 * before the peer can see us attached and switch: its first
 			 * ring write then wakes any epoll_wait already asleep. */
+			pd_conn_lowat_read(c, c->sock, true); /* set before the connection was ours to watch, or inherited from the listener */
 			pd_ep_conn_attached(c);
 			/* release: our private state is set before the peer can see us attached */
 			pd_store_release(c->role == 0 ? &c->slot->attached0 : &c->slot->attached1, 1);

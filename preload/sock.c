@@ -212,6 +212,25 @@ PD_EXPORT int fcntl64(int fd, int cmd, ...)
 	return fcntl_common(pd_real.fcntl64 ? pd_real.fcntl64 : pd_real.fcntl, fd, cmd, arg);
 }
 
+/* Everything goes to the kernel socket (invariant 1); SO_RCVLOWAT is also
+ * read back (the kernel's value, normalised) for the ring's readiness and
+ * receive path. */
+PD_EXPORT int setsockopt(int fd, int level, int opt, const void *val, socklen_t len)
+{
+	PD_INIT();
+	int r = pd_real.setsockopt(fd, level, opt, val, len);
+	if (PD_UNLIKELY(r == 0 && level == SOL_SOCKET && opt == SO_RCVLOWAT)) {
+		int saved = errno;
+		struct pd_conn *c = pd_conn_get(fd);
+		if (c) {
+			pd_conn_lowat_read(c, fd, false);
+			pd_conn_put(c);
+		}
+		errno = saved;
+	}
+	return r;
+}
+
 PD_EXPORT int ioctl(int fd, unsigned long req, ...)
 {
 	PD_INIT();

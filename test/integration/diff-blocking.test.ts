@@ -25,7 +25,6 @@ const CASES: Scenario[] = [
 // back to the plain list.
 const KNOWN: Record<string, string> = {
   'eintr-restart-mixed': 'the shim cannot tell which signal interrupted a ring wait; any handler without SA_RESTART makes it return EINTR',
-  'rcvlowat': 'SO_RCVLOWAT is not applied to ring bytes',
 };
 
 for (const c of CASES) {
