@@ -1,4 +1,4 @@
-// Checks: blocking and non-blocking semantics on an upgraded connection match plain kernel TCP: SO_RCVTIMEO and SO_SNDTIMEO end in EAGAIN, O_NONBLOCK set by fcntl, ioctl(FIONBIO) or SOCK_NONBLOCK gives EAGAIN when empty and when full, a signal interrupts a blocking recv/poll/epoll_wait/select/write exactly when TCP's would be (SA_RESTART, SO_RCVTIMEO), and SO_RCVLOWAT holds readiness and reads back.
+// Checks: blocking and non-blocking semantics on an upgraded connection match plain kernel TCP: SO_RCVTIMEO and SO_SNDTIMEO end in EAGAIN, O_NONBLOCK set by fcntl, ioctl(FIONBIO) or SOCK_NONBLOCK gives EAGAIN when empty and when full, a signal interrupts a blocking recv/poll/epoll_wait/select/write exactly when TCP's would be (SA_RESTART, SO_RCVTIMEO), and SO_RCVLOWAT holds readiness (poll, epoll LT/ET, lowered at run time) and blocking reads and peeks, and reads back.
 import { it } from 'vitest';
 import { BEHAVE, expectSameBehaviour, type Scenario } from '../helpers/diff.js';
 import { setupPdTest } from '../helpers/lifecycle.js';
@@ -18,6 +18,7 @@ const CASES: Scenario[] = [
   { name: 'eintr-poll', writes: 'c2s', what: 'poll, epoll_wait and select are never restarted: EINTR even with SA_RESTART' },
   { name: 'eintr-send', writes: 'c2s', what: 'a blocking 32 MiB write to a peer not reading, interrupted: returns the partial count' },
   { name: 'rcvlowat', writes: 'c2s', what: 'SO_RCVLOWAT 100: not readable with 50 bytes, recv waits until SO_RCVTIMEO; readable with 110' },
+  { name: 'rcvlowat-epoll', writes: 'c2s', what: 'SO_RCVLOWAT with epoll LT and ET, a MSG_PEEK that waits for the mark, a lowered mark (an edge), 0 reads back as 1' },
 ];
 
 // Known differences, documented in docs/architecture.md (known limits). They

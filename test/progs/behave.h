@@ -1353,6 +1353,80 @@ static void rcvlowat_cli(int fd) {
   side_put('d');
 }
 
+/* SO_RCVLOWAT with epoll (level and edge), MSG_PEEK, a lowered mark and
+ * getsockopt: 50 bytes under a mark of 100 are not readable for either
+ * registration; a peek waits until the timeout and returns them; lowering the
+ * mark to 40 makes them readable (an edge too); back at 100, 60 more make
+ * 110: an edge; a blocking recv takes them all. */
+static void trace_epoll(int ep, const char *name, const char *when);
+static void rcvlowat_ep_srv(int fd) {
+  unsigned char b[200];
+  int v = 100;
+  TR("setsockopt(SO_RCVLOWAT, 100)", setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &v, sizeof v));
+  int g = -1;
+  socklen_t gl = sizeof g;
+  TR("getsockopt(SO_RCVLOWAT)", getsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &g, &gl));
+  T("  %d", g);
+  set_timeo(fd, SO_RCVTIMEO, 300);
+  int lt = epoll_create1(0), et = epoll_create1(0);
+  struct epoll_event e = {.events = EPOLLIN, .data.u64 = 1};
+  if (epoll_ctl(lt, EPOLL_CTL_ADD, fd, &e) < 0) die("epoll_ctl: %s", strerror(errno));
+  e.events = EPOLLIN | EPOLLET;
+  e.data.u64 = 2;
+  if (epoll_ctl(et, EPOLL_CTL_ADD, fd, &e) < 0) die("epoll_ctl: %s", strerror(errno));
+  side_put('a');
+  side_get('b');
+  await_bytes(fd, 50);
+  settle();
+  trace_epoll(lt, "epoll_wait(LT)", "with 50 bytes, mark 100");
+  trace_epoll(et, "epoll_wait(ET)", "with 50 bytes, mark 100");
+  double t0 = now_s();
+  TR("recv(200, MSG_PEEK) with 50 bytes there, SO_RCVTIMEO 300 ms", recv(fd, b, sizeof b, MSG_PEEK));
+  T("  waited for the low-water mark until the timeout (250..2000 ms): %s", yn(ms_since(t0) >= 250 && ms_since(t0) < 2000));
+  TR("recv(200, MSG_DONTWAIT|MSG_PEEK)", recv(fd, b, sizeof b, MSG_DONTWAIT | MSG_PEEK));
+  v = 40;
+  TR("setsockopt(SO_RCVLOWAT, 40)", setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &v, sizeof v));
+  trace_epoll(lt, "epoll_wait(LT)", "with 50 bytes, mark 40");
+  trace_epoll(et, "epoll_wait(ET)", "with 50 bytes, mark 40");
+  trace_epoll(et, "epoll_wait(ET)", "again");
+  v = 100;
+  TR("setsockopt(SO_RCVLOWAT, 100)", setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &v, sizeof v));
+  trace_epoll(lt, "epoll_wait(LT)", "with 50 bytes, mark 100 again");
+  side_put('c');
+  side_get('d');
+  await_bytes(fd, 110);
+  settle();
+  trace_epoll(lt, "epoll_wait(LT)", "with 110 bytes");
+  trace_epoll(et, "epoll_wait(ET)", "with 110 bytes");
+  struct rx r;
+  rx_init(&r, 39, 0);
+  long n = TR("recv(200) with 110 bytes there", recv(fd, b, sizeof b, 0));
+  if (n > 0) rx_add(&r, b, (size_t)n);
+  v = 0;
+  TR("setsockopt(SO_RCVLOWAT, 0)", setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &v, sizeof v));
+  gl = sizeof g;
+  TR("getsockopt(SO_RCVLOWAT)", getsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &g, &gl));
+  T("  %d", g);
+  side_put('e');
+  n = TR("recv(200) with mark 1", recv(fd, b, sizeof b, 0));
+  if (n > 0) rx_add(&r, b, (size_t)n);
+  T("%s", rx_verdict(&r));
+  close(lt);
+  close(et);
+}
+static void rcvlowat_ep_cli(int fd) {
+  unsigned char b[120];
+  stream_fill(39, 0, b, sizeof b);
+  side_get('a');
+  TR("write(50)", write(fd, b, 50));
+  side_put('b');
+  side_get('c');
+  TR("write(60)", write(fd, b + 50, 60));
+  side_put('d');
+  side_get('e');
+  TR("write(10)", write(fd, b + 110, 10));
+}
+
 /* ---------------- readiness ---------------- */
 
 enum rmode {
@@ -2048,6 +2122,7 @@ static const struct scen scenarios[] = {
     {"eintr-poll", eintr_poll_srv, eintr_cli, 0},
     {"eintr-send", eintr_send_srv, eintr_send_cli, 0},
     {"rcvlowat", rcvlowat_srv, rcvlowat_cli, 0},
+    {"rcvlowat-epoll", rcvlowat_ep_srv, rcvlowat_ep_cli, 0},
     /* readiness */
     {"poll", rd_poll_srv, readiness_cli, 0},
     {"ppoll", rd_ppoll_srv, readiness_cli, 0},
