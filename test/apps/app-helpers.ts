@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import { expect } from 'vitest';
+import { freePort, freePortRange } from '../../src/cli/bench/net.js';
 import { findConnection, pdStatus, pdStatusUntil, type PdConnection, type PdStatus } from '../helpers/pd.js';
 import { sleep, type Proc } from '../helpers/proc.js';
 import { ssEnds, type TcpInfo } from '../helpers/ss.js';
@@ -21,33 +22,14 @@ export function python3(): string {
   return existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
+/** A port free on 127.0.0.1 a moment ago (the bench's probe). */
+export { freePort };
 
-/** n consecutive ports on 127.0.0.1 that were all free a moment ago. */
+/** n consecutive ports on 127.0.0.1 that were all free a moment ago (the bench's probe). */
 export async function freePorts(n: number): Promise<number> {
-  const bindable = (port: number) =>
-    new Promise<boolean>((resolve) => {
-      const s = net.createServer();
-      s.on('error', () => resolve(false));
-      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
-  for (let tries = 0; tries < 50; tries++) {
-    const base = await freePort();
-    if (base + n > 65536) continue;
-    let ok = true;
-    for (let i = 1; i < n && ok; i++) ok = await bindable(base + i);
-    if (ok) return base;
-  }
-  throw new Error(`found no ${n} consecutive free ports on 127.0.0.1`);
+  const base = await freePortRange(n);
+  if (base === 0) throw new Error(`found no ${n} consecutive free ports on 127.0.0.1`);
+  return base;
 }
 
 /** Wait until something accepts on 127.0.0.1:port; fails early if the server exits. */

@@ -15,6 +15,27 @@ export function freePort(): Promise<number> {
   });
 }
 
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/** A base port such that base..base+n-1 are all free on 127.0.0.1 now
+ * (each probed by listening on it), or 0 after `tries` attempts. */
+export async function freePortRange(n: number, tries = 50): Promise<number> {
+  for (let t = 0; t < tries; t++) {
+    const base = await freePort();
+    if (base === 0 || base + n > 65535) continue;
+    let ok = true;
+    for (let i = 1; i < n && ok; i++) ok = await canListen(base + i);
+    if (ok) return base;
+  }
+  return 0;
+}
+
 function tryConnect(opts: net.NetConnectOpts): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect(opts);

@@ -3,7 +3,7 @@
 // as a data-parallel training job on one host does it over TCP. The result is
 // verified on every rank.
 import { BenchError } from '../errors.js';
-import { freePort } from '../net.js';
+import { freePortRange } from '../net.js';
 import type { BenchProc } from '../spawn.js';
 import type { Case, CaseResult, RunContext, Scenario } from '../types.js';
 
@@ -26,11 +26,11 @@ function ring(id: string, title: string, floats: number, iters: (quick: boolean)
     ],
     async run(ctx: RunContext): Promise<CaseResult> {
       const bin = ctx.prog('allreduce');
-      // RANKS consecutive free ports: probe a base until all of them bind
-      let base = 0;
-      for (let tries = 0; tries < 20 && !base; tries++) {
-        const p = await freePort();
-        if (p + RANKS < 65536) base = p;
+      // RANKS consecutive free ports, each probed by listening on it (a port
+      // next to a free one may be another connection's local port)
+      const base = ctx.variant.id === 'unix' ? 0 : await freePortRange(RANKS);
+      if (ctx.variant.id !== 'unix' && base === 0) {
+        throw new BenchError('PD_E_BENCH_RUN', `no ${RANKS} consecutive free ports on 127.0.0.1`);
       }
       const where = ctx.variant.id === 'unix' ? ['--unix', ctx.dir] : ['--port', String(base)];
       const procs: BenchProc[] = [];
