@@ -692,7 +692,7 @@ static int iov_limit(const struct iovec *in, int cnt, size_t n, struct iovec *ou
 }
 
 /* The reader (under rx_lock) counts its TCP bytes; readiness in other
- * threads reads the count (ring_reachable), hence the atomic store. */
+ * threads reads the count (rx_tcp_owed), hence the atomic store. */
 static void rx_tcp_add(struct pd_conn *c, uint64_t n)
 {
 	__atomic_store_n(&c->rx_tcp, c->rx_tcp + n, __ATOMIC_RELAXED);
@@ -909,18 +909,20 @@ int pd_conn_shutdown(struct pd_conn *c, int how)
  * not know (TCP bytes before the switch, EPOLLOUT before our switch, the
  * peer's FIN) the kernel socket still reports. *head and *tail receive the
  * indices seen, for edge-triggered callers. */
-/* Whether a read would reach the ring now. The peer's TCP bytes from before
- * its switch come first: until the reader has them all, ring bytes (and the
- * ring's EOF) are not readable, and the kernel socket, which stays in every
- * readiness set, reports the TCP bytes when they arrive. Reporting the ring
- * then would send a non-blocking reader into EAGAIN after EPOLLIN. Any
- * thread: relaxed loads of the reader's progress (a stale one only delays
- * the report to the socket's event or the next call). */
-static bool ring_reachable(struct pd_conn *c)
+/* TCP bytes the peer sent before its switch that we have not read yet: the
+ * read path takes them first, so the ring (its bytes and its EOF) is
+ * readable only once this is 0; meanwhile the kernel socket, which stays in
+ * every readiness set, reports them as they arrive. Reporting the ring
+ * earlier would send a non-blocking reader into EAGAIN after EPOLLIN. 0 as
+ * well when nothing is on the ring yet (no switch, or a scribble the read
+ * resets). Any thread: relaxed loads of the reader's progress (a stale one
+ * only delays the report to the socket's event or the next call). */
+static uint64_t rx_tcp_owed(struct pd_conn *c)
 {
-	if (__atomic_load_n(&c->rx_ring, __ATOMIC_RELAXED)) return true;
-	if (!pd_load_acquire(&c->rxd->switched)) return true; /* nothing on the ring yet, or a scribble the read resets */
-	return pd_load_relaxed(&c->rxd->tx_tcp_bytes) <= __atomic_load_n(&c->rx_tcp, __ATOMIC_RELAXED);
+	if (__atomic_load_n(&c->rx_ring, __ATOMIC_RELAXED)) return 0;
+	if (!pd_load_acquire(&c->rxd->switched)) return 0;
+	uint64_t sent = pd_load_relaxed(&c->rxd->tx_tcp_bytes), got = __atomic_load_n(&c->rx_tcp, __ATOMIC_RELAXED);
+	return sent > got ? sent - got : 0;
 }
 
 /* Readability under SO_RCVLOWAT lw > 1 (tcp_poll, tcp_epollin_ready): the
@@ -933,12 +935,12 @@ static bool ring_reachable(struct pd_conn *c)
 static __attribute__((noinline)) uint32_t rx_lowat_events(struct pd_conn *c, uint64_t avail, int lw)
 {
 	uint64_t target = (uint64_t)lw < c->ring_size ? (uint64_t)lw : c->ring_size;
-	if (ring_reachable(c)) {
+	uint64_t owed = rx_tcp_owed(c);
+	if (owed == 0) {
 		uint32_t ev = avail >= target ? EPOLLIN : 0;
 		if (pd_load_acquire(&c->rxd->wr_closed)) ev |= EPOLLIN | EPOLLRDHUP;
 		return ev;
 	}
-	uint64_t owed = pd_load_relaxed(&c->rxd->tx_tcp_bytes) - __atomic_load_n(&c->rx_tcp, __ATOMIC_RELAXED);
 	if (owed >= target || owed + avail < target) return 0; /* the kernel socket reports it, or nothing to */
 	int q = 0, saved = errno;
 	int r = pd_real.ioctl(c->sock, FIONREAD, &q);
@@ -958,7 +960,7 @@ uint32_t pd_conn_ring_events(struct pd_conn *c, uint64_t *head, uint64_t *tail)
 	int lw = __atomic_load_n(&c->rcvlowat, __ATOMIC_RELAXED);
 	if (PD_UNLIKELY(lw > 1)) {
 		ev |= rx_lowat_events(c, h - t, lw);
-	} else if (ring_reachable(c)) {
+	} else if (rx_tcp_owed(c) == 0) {
 		if (h != t) ev |= EPOLLIN;
 		if (pd_load_acquire(&c->rxd->wr_closed)) ev |= EPOLLIN | EPOLLRDHUP;
 	}

@@ -125,6 +125,9 @@ static void conn_done(struct cconn *c) {
   ndone++;
 }
 
+/* The previous round came back: allow the next one to be sent. */
+static void next_round(struct cconn *c) { c->limit = c->limit + round_size < bytes ? c->limit + round_size : bytes; }
+
 /* Returns true when it made progress and may be called again (edge-triggered). */
 static bool do_send(struct cconn *c) {
   if (c->sent >= c->limit) return false;
@@ -186,7 +189,7 @@ static bool do_recv(struct cconn *c) {
   if (c->rcvd == c->limit && c->limit < bytes) { /* the round came back: the next one */
     if (c->limit == round_size) nround1++;
     if (gate && !gate_open) return false; /* round 2 waits for the gate */
-    c->limit = c->limit + round_size < bytes ? c->limit + round_size : bytes;
+    next_round(c);
   }
   return true;
 }
@@ -262,7 +265,7 @@ static void open_gate(void) {
   for (int i = 0; i < nconns; i++) {
     struct cconn *c = &cs[i];
     if (c->st == DONE || c->limit >= bytes) continue;
-    c->limit = c->limit + round_size < bytes ? c->limit + round_size : bytes;
+    next_round(c);
     service(c, false, true, false); /* nothing else would start the round under ET */
   }
 }
