@@ -14,4 +14,6 @@ say "type-check"
 npx --no-install tsc -p tsconfig.json --noEmit
 npx --no-install tsc -p test/tsconfig.json
 say "vitest"
+# No colour codes in a log (vitest colours its output whenever CI is set).
+[[ -t 1 ]] || export NO_COLOR=1
 exec npx --no-install vitest run "$@"
