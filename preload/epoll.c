@@ -25,7 +25,10 @@
 #define REG_CHUNKS 1024
 
 enum { KIND_SOCK = 0, KIND_RX = 1, KIND_TX = 2 };
-enum { MODE_PLAIN = 0, MODE_RING = 1 };
+enum { MODE_PLAIN = 0, MODE_RING = 1, MODE_NEST = 2 };
+/* MODE_NEST: the registered fd is itself an epoll set of ours (an epoll fd
+ * inside another epoll set): its readiness includes its ring registrations'. */
+#define NEST_MAX_DEPTH 4 /* the kernel allows 5 levels of nesting (EP_MAX_NESTS) */
 
 struct pd_epreg {
 	uint32_t magic;
@@ -39,8 +42,9 @@ struct pd_epreg {
 	bool disabled;            /* EPOLLONESHOT fired, or deleted (zombie) */
 	bool zombie;              /* EPOLL_CTL_DEL'd in ring mode: kept, silent, for a re-ADD */
 	bool out_in_kernel;       /* the socket registration includes EPOLLOUT */
-	uint64_t et_head, et_tail;
+	uint64_t et_head, et_tail;  /* MODE_NEST: et_head holds the inner rings' fingerprint */
 	uint32_t et_last;         /* ring events last reported (edge-triggered) */
+	uint32_t inner_id;        /* MODE_NEST: the pd_ep.id of the inner set */
 	uint64_t out_batch;       /* epoll_wait round that last reported it */
 	int out_idx;              /* its slot in that round's output */
 	struct pd_epreg *next_ep, *next_conn, *next_free;
@@ -56,7 +60,24 @@ struct pd_ep {
 	bool kernel_idle;     /* the last kernel wait returned nothing */
 	int plain_regs;       /* registrations not (yet) in ring mode */
 	int session_fd;       /* our session socket as registered in this set, or -1 */
+	int nest_regs;        /* registrations of epoll sets of ours (MODE_NEST) */
+	int bell;             /* -1, or the private set holding our doorbells (below) */
+	uint32_t id;          /* unique for the process's life: MODE_NEST regs name their inner set by it */
 };
+
+/* Doorbells are never read (ring.c), so an eventfd that was ever rung stays
+ * readable, and the kernel queues its edge in every set holding it. For the
+ * application's own epoll_wait that costs a spurious wake-up at most; but an
+ * epoll set that is itself watched (inside another epoll set, or by poll or
+ * select) is readable to the kernel while such an edge is queued, which would
+ * report it readable for nothing. Such a set ("belled") keeps its doorbells in
+ * a private epoll instance, the bell, registered in it level-triggered: the
+ * bell is drained (its edges mean nothing once the rings are scanned) before
+ * the set's readiness is judged or waited on, so the kernel's view of the set
+ * is then exactly the application's own fds and sockets, and a doorbell rung
+ * after the drain still wakes whoever waits on the set. */
+static const char bell_sentinel;
+#define BELL_TAG ((uint64_t)(uintptr_t)&bell_sentinel | 3u)
 
 /* Rounds answered from the rings may skip the kernel (its other fds: a
  * listening socket, timers) for at most this long or this many rounds. */
@@ -119,8 +140,13 @@ static struct pd_ep *ep_get(int epfd, bool create)
 {
 	struct pd_ep *ep = pd_fd_aux(epfd);
 	if (ep || !create || epfd < 0) return ep;
+	static uint32_t ids;
 	ep = calloc(1, sizeof *ep);
-	if (ep) ep->session_fd = -1;
+	if (ep) {
+		ep->session_fd = -1;
+		ep->bell = -1;
+		ep->id = ++ids;
+	}
 	if (ep && pd_fd_set_aux(epfd, ep) < 0) {
 		free(ep);
 		return NULL;
@@ -144,7 +170,7 @@ static uint64_t tag(struct pd_epreg *r, int kind)
 /* What the kernel socket is registered for. */
 static uint32_t sock_events(struct pd_epreg *r)
 {
-	if (r->mode == MODE_PLAIN) return r->events;
+	if (r->mode != MODE_RING) return r->events;
 	uint32_t ev = (r->events & (EPOLLIN | EPOLLRDHUP | EPOLLPRI | EPOLLET | EPOLLRDNORM)) | EPOLLIN | EPOLLRDHUP;
 	if (!__atomic_load_n(&r->conn->tx_switched, __ATOMIC_ACQUIRE)) ev |= r->events & (EPOLLOUT | EPOLLWRNORM | EPOLLWRBAND);
 	return ev; /* no EPOLLONESHOT: we disable the registration ourselves */
@@ -175,6 +201,7 @@ static void reg_drop(struct pd_ep *ep, struct pd_epreg *r)
 			break;
 		}
 	if (r->mode == MODE_RING) ep->ring_regs--;
+	else if (r->mode == MODE_NEST) ep->nest_regs--;
 	else ep->plain_regs--;
 	conn_unlink(r);
 	r->live = 0;
@@ -187,8 +214,9 @@ static void reg_drop(struct pd_ep *ep, struct pd_epreg *r)
 static void reg_to_ring(struct pd_ep *ep, struct pd_epreg *r)
 {
 	struct pd_conn *c = r->conn;
-	if (kctl(r->epfd, EPOLL_CTL_ADD, c->efd_rx_self, EPOLLIN | EPOLLET, tag(r, KIND_RX)) < 0 ||
-	    kctl(r->epfd, EPOLL_CTL_ADD, c->efd_tx_self, EPOLLIN | EPOLLET, tag(r, KIND_TX)) < 0) {
+	int bfd = ep->bell >= 0 ? ep->bell : r->epfd;
+	if (kctl(bfd, EPOLL_CTL_ADD, c->efd_rx_self, EPOLLIN | EPOLLET, tag(r, KIND_RX)) < 0 ||
+	    kctl(bfd, EPOLL_CTL_ADD, c->efd_tx_self, EPOLLIN | EPOLLET, tag(r, KIND_TX)) < 0) {
 		/* EEXIST: the connection is in this set under another fd too; the
 		 * doorbells then report for that registration. Stay usable. */
 	}
@@ -198,8 +226,9 @@ static void reg_to_ring(struct pd_ep *ep, struct pd_epreg *r)
 	r->out_in_kernel = sock_events(r) & EPOLLOUT;
 	kctl(r->epfd, EPOLL_CTL_MOD, r->fd, sock_events(r), tag(r, KIND_SOCK));
 	/* a waiter already asleep in this set has not armed this connection:
-	 * wake it to look again (and arm) */
-	if (ep->sleepers > 0) pd_conn_ring_self(c);
+	 * wake it to look again (and arm); so for a belled set, whose waiters
+	 * may sleep on an outer set or in poll */
+	if (ep->sleepers > 0 || ep->bell >= 0) pd_conn_ring_self(c);
 }
 
 /* Hand a registration back to the kernel: its connection stays on TCP. */
@@ -218,6 +247,7 @@ static void reg_to_kernel(struct pd_ep *ep, struct pd_epreg *r)
 /* Bring a registration up to date with its connection's state. */
 static void reg_refresh(struct pd_ep *ep, struct pd_epreg *r)
 {
+	if (r->mode == MODE_NEST) return;
 	if (!r->conn) {
 		/* No reference taken: a connection is unlinked from its regs under
 		 * ep_lock (pd_ep_conn_gone) before it can be recycled, and one with
@@ -240,6 +270,48 @@ static void reg_refresh(struct pd_ep *ep, struct pd_epreg *r)
 	}
 }
 
+/* Under ep_lock: move a set's doorbells into a bell of their own (see
+ * BELL_TAG). Done once, when the set is first nested or polled. Without a
+ * bell (no fd left) the set still works; its readiness may then be reported
+ * once for a stale doorbell edge. */
+static void ep_to_bell(struct pd_ep *ep, int epfd)
+{
+	if (ep->bell >= 0) return;
+	int b = pd_real.epoll_create1(EPOLL_CLOEXEC);
+	if (b < 0) return;
+	pd_fd_set_kind(b, PD_FK_INTERNAL);
+	if (kctl(epfd, EPOLL_CTL_ADD, b, EPOLLIN, BELL_TAG) < 0) {
+		pd_fd_set_kind(b, PD_FK_UNKNOWN);
+		pd_real.close(b);
+		return;
+	}
+	ep->bell = b;
+	for (struct pd_epreg *r = ep->regs; r; r = r->next_ep) {
+		if (r->mode != MODE_RING || !r->conn || r->conn->efd_rx_self < 0) continue;
+		kctl(epfd, EPOLL_CTL_DEL, r->conn->efd_rx_self, 0, 0);
+		kctl(epfd, EPOLL_CTL_DEL, r->conn->efd_tx_self, 0, 0);
+		kctl(b, EPOLL_CTL_ADD, r->conn->efd_rx_self, EPOLLIN | EPOLLET, tag(r, KIND_RX));
+		kctl(b, EPOLL_CTL_ADD, r->conn->efd_tx_self, EPOLLIN | EPOLLET, tag(r, KIND_TX));
+	}
+}
+
+/* Under ep_lock: forget the doorbell edges queued in a set's bell. */
+static void bell_drain(struct pd_ep *ep)
+{
+	if (ep->bell < 0) return;
+	struct epoll_event ev[64];
+	while (pd_real.epoll_wait(ep->bell, ev, 64, 0) == 64)
+		;
+}
+
+/* Under ep_lock: the inner set a MODE_NEST registration names, if it is
+ * still the same set (its fd may have been closed and reused). */
+static struct pd_ep *nest_inner(struct pd_epreg *r)
+{
+	struct pd_ep *in = pd_fd_aux(r->fd);
+	return in && in->id == r->inner_id ? in : NULL;
+}
+
 void pd_ep_conn_attached(struct pd_conn *c)
 {
 	pthread_mutex_lock(&ep_lock);
@@ -259,8 +331,9 @@ void pd_ep_conn_gone(struct pd_conn *c)
 		/* the doorbells stay open elsewhere (peer, controller): take them
 		 * out of the set ourselves, as closing the socket does for it */
 		if (r->mode == MODE_RING && c->efd_rx_self >= 0) {
-			kctl(r->epfd, EPOLL_CTL_DEL, c->efd_rx_self, 0, 0);
-			kctl(r->epfd, EPOLL_CTL_DEL, c->efd_tx_self, 0, 0);
+			int bfd = ep && ep->bell >= 0 ? ep->bell : r->epfd;
+			kctl(bfd, EPOLL_CTL_DEL, c->efd_rx_self, 0, 0);
+			kctl(bfd, EPOLL_CTL_DEL, c->efd_tx_self, 0, 0);
 		}
 		if (ep) reg_drop(ep, r);
 		else conn_unlink(r);
@@ -274,6 +347,10 @@ void pd_ep_fd_closed(int epfd)
 	struct pd_ep *ep = ep_get(epfd, false);
 	if (ep) {
 		while (ep->regs) reg_drop(ep, ep->regs);
+		if (ep->bell >= 0) {
+			pd_fd_set_kind(ep->bell, PD_FK_UNKNOWN);
+			pd_real.close(ep->bell);
+		}
 		free(ep);
 		pd_fd_set_aux(epfd, NULL);
 	}
@@ -283,7 +360,9 @@ void pd_ep_fd_closed(int epfd)
 PD_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 {
 	if (PD_UNLIKELY(!pd_real.read)) pd_init();
-	if (pd_fd_kind(fd) != PD_FK_TCP && !(op == EPOLL_CTL_DEL && pd_fd_kind(epfd) == PD_FK_EPOLL))
+	int fk = pd_fd_kind(fd);
+	if (fk != PD_FK_TCP && fk != PD_FK_EPOLL &&
+	    !(op == EPOLL_CTL_DEL && pd_fd_kind(epfd) == PD_FK_EPOLL && pd_fd_aux(epfd)))
 		return pd_real.epoll_ctl(epfd, op, fd, event);
 	int saved = errno, r = 0;
 	pthread_mutex_lock(&ep_lock);
@@ -321,6 +400,15 @@ PD_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 		reg->fd = fd;
 		reg->events = event->events;
 		reg->data = event->data.u64;
+		struct pd_ep *inner = NULL;
+		if (fk == PD_FK_EPOLL && fd != epfd) { /* a set inside a set: the inner one gets a bell */
+			inner = ep_get(fd, true);
+			if (inner) {
+				ep_to_bell(inner, fd);
+				reg->mode = MODE_NEST;
+				reg->inner_id = inner->id;
+			}
+		}
 		r = kctl(epfd, EPOLL_CTL_ADD, fd, reg->events, tag(reg, KIND_SOCK));
 		if (r < 0) {
 			reg->live = 0;
@@ -329,7 +417,8 @@ PD_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 		} else {
 			reg->next_ep = ep->regs;
 			ep->regs = reg;
-			ep->plain_regs++;
+			if (reg->mode == MODE_NEST) ep->nest_regs++;
+			else ep->plain_regs++;
 			reg_refresh(ep, reg);
 		}
 	} else if (op == EPOLL_CTL_MOD && reg && reg->zombie) {
@@ -393,12 +482,16 @@ PD_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 	return 0;
 }
 
-/* Ring readiness of a registration, as the application asked for it. */
-static uint32_t reg_ring_events(struct pd_epreg *r)
+/* Ring readiness of a registration, as the application asked for it. With
+ * commit, an edge-triggered registration's report is recorded (the next
+ * call reports only a new edge); without, it is only looked at. *fp, when
+ * given, gets the ring indices (a fingerprint of the state reported). */
+static uint32_t reg_ring_eval(struct pd_epreg *r, bool commit, uint64_t *fp)
 {
 	if (r->disabled) return 0;
 	uint64_t h = 0, t = 0;
 	uint32_t ev = pd_conn_ring_events(r->conn, &h, &t);
+	if (fp) *fp = h * 31u + t;
 	if (ev & EPOLLIN) ev |= EPOLLRDNORM; /* TCP reports both for in-band data */
 	if (ev & EPOLLOUT) ev |= EPOLLWRNORM;
 	uint32_t want = (r->events & (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLRDNORM | EPOLLWRNORM)) | EPOLLERR | EPOLLHUP;
@@ -409,12 +502,70 @@ static uint32_t reg_ring_events(struct pd_epreg *r)
 		if ((ev & EPOLLIN) && (h != r->et_head || !(r->et_last & EPOLLIN))) fresh |= EPOLLIN;
 		if ((ev & EPOLLOUT) && (t != r->et_tail || !(r->et_last & EPOLLOUT))) fresh |= EPOLLOUT;
 		fresh |= ev & ~(r->et_last | EPOLLIN | EPOLLOUT);
-		r->et_head = h;
-		r->et_tail = t;
-		r->et_last = ev;
+		if (commit) {
+			r->et_head = h;
+			r->et_tail = t;
+			r->et_last = ev;
+		}
 		ev = fresh ? ev : 0; /* an edge reports everything true now, as the kernel does */
 	}
 	return ev;
+}
+
+static uint32_t reg_ring_events(struct pd_epreg *r)
+{
+	return reg_ring_eval(r, true, NULL);
+}
+
+/* Under ep_lock: would an epoll_wait on this set report a ring event now
+ * (its nested sets' included)? Consumes nothing. *fp sums the fingerprints
+ * of what is ready, so a waiter can tell a new edge from one it reported. */
+static bool set_ring_ready(struct pd_ep *ep, int depth, uint64_t *fp)
+{
+	bool ready = false;
+	for (struct pd_epreg *r = ep->regs; r; r = r->next_ep) {
+		uint64_t f = 0;
+		if (r->mode == MODE_RING) {
+			if (!reg_ring_eval(r, false, &f)) continue;
+		} else if (r->mode == MODE_NEST && !r->disabled && depth < NEST_MAX_DEPTH &&
+			   (r->events & (EPOLLIN | EPOLLRDNORM))) {
+			struct pd_ep *in = nest_inner(r);
+			if (!in || !set_ring_ready(in, depth + 1, &f)) continue;
+		} else {
+			continue;
+		}
+		ready = true;
+		*fp += f;
+	}
+	return ready;
+}
+
+/* Under ep_lock: is the set readable, as the kernel reports an epoll fd:
+ * ring events, or an event of the kernel's own (its bell drained first). */
+static bool set_ready(struct pd_ep *ep, int epfd, int depth)
+{
+	uint64_t fp = 0;
+	if (set_ring_ready(ep, depth, &fp)) return true;
+	bell_drain(ep);
+	struct pollfd p = { .fd = epfd, .events = POLLIN };
+	return pd_real.poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
+/* Ring readiness of a MODE_NEST registration: the inner set's, reported as
+ * the kernel reports an epoll fd (EPOLLIN; for EPOLLET, once per new state
+ * of the inner rings). */
+static uint32_t nest_events(struct pd_epreg *r, int depth)
+{
+	struct pd_ep *in = nest_inner(r);
+	uint64_t fp = 0;
+	if (!in || r->disabled || depth >= NEST_MAX_DEPTH || !set_ring_ready(in, depth + 1, &fp)) {
+		r->et_last = 0;
+		return 0;
+	}
+	if ((r->events & EPOLLET) && (r->et_last & EPOLLIN) && fp == r->et_head) return 0;
+	r->et_head = fp;
+	r->et_last = EPOLLIN;
+	return (EPOLLIN | EPOLLRDNORM) & r->events;
 }
 
 static uint64_t batch_seq; /* under ep_lock: one per epoll_wait round */
@@ -440,36 +591,121 @@ struct armset {
 	int n, cap;
 };
 
-/* Scan the ring registrations of a set; returns how many events it wrote.
- * With arms, each scanned connection is armed first (and recorded, with a
- * reference, so the caller can disarm it after sleeping). */
+/* Arm a ring registration's connection for a sleeping waiter, recorded
+ * (with a reference) so the caller can disarm it after sleeping. */
+static bool arm_reg(struct pd_epreg *r, struct armset *arms)
+{
+	if (arms->n == arms->cap) {
+		int cap = arms->cap ? arms->cap * 2 : 64;
+		void *v = realloc(arms->v, (size_t)cap * sizeof *arms->v);
+		if (!v) return false; /* cannot arm: the caller will not sleep long */
+		arms->v = v;
+		arms->cap = cap;
+	}
+	bool rx = r->events & (EPOLLIN | EPOLLRDHUP | EPOLLRDNORM), tx = r->events & (EPOLLOUT | EPOLLWRNORM);
+	__atomic_add_fetch(&r->conn->refs, 1, __ATOMIC_ACQ_REL); /* linked to a reg: alive */
+	arms->v[arms->n].c = r->conn;
+	arms->v[arms->n].rx = rx;
+	arms->v[arms->n].tx = tx;
+	arms->n++;
+	pd_conn_arm(r->conn, rx, tx);
+	return true;
+}
+
+/* Under ep_lock: arm every ring registration of a nested set (and of the
+ * sets nested in it), its bell drained first: a ring event after this rings
+ * a doorbell, which makes the set readable to the kernel, which wakes the
+ * waiter on the outer set or in poll. */
+static bool arm_set(struct pd_ep *ep, struct armset *arms, int depth)
+{
+	bell_drain(ep);
+	for (struct pd_epreg *r = ep->regs; r; r = r->next_ep) {
+		reg_refresh(ep, r);
+		if (r->disabled) continue;
+		if (r->mode == MODE_RING && !arm_reg(r, arms)) return false;
+		if (r->mode != MODE_NEST || depth >= NEST_MAX_DEPTH || !(r->events & (EPOLLIN | EPOLLRDNORM))) continue;
+		struct pd_ep *in = nest_inner(r);
+		if (in && !arm_set(in, arms, depth + 1)) return false;
+	}
+	return true;
+}
+
+/* Scan the ring registrations of a set (and its nested sets); returns how
+ * many events it wrote. With arms, each scanned connection is armed first. */
 static int scan_rings(struct pd_ep *ep, struct epoll_event *out, int max, struct armset *arms)
 {
 	int n = 0;
 	for (struct pd_epreg *r = ep->regs, *next; r && n < max; r = next) {
 		next = r->next_ep;
 		reg_refresh(ep, r);
-		if (r->mode != MODE_RING || r->disabled) continue;
-		if (arms) {
-			if (arms->n == arms->cap) {
-				int cap = arms->cap ? arms->cap * 2 : 64;
-				void *v = realloc(arms->v, (size_t)cap * sizeof *arms->v);
-				if (!v) return n; /* cannot arm: the caller will not sleep long */
-				arms->v = v;
-				arms->cap = cap;
-			}
-			bool rx = r->events & (EPOLLIN | EPOLLRDHUP | EPOLLRDNORM), tx = r->events & (EPOLLOUT | EPOLLWRNORM);
-			__atomic_add_fetch(&r->conn->refs, 1, __ATOMIC_ACQ_REL); /* linked to a reg: alive */
-			arms->v[arms->n].c = r->conn;
-			arms->v[arms->n].rx = rx;
-			arms->v[arms->n].tx = tx;
-			arms->n++;
-			pd_conn_arm(r->conn, rx, tx);
+		if (r->disabled) continue;
+		uint32_t ev = 0;
+		if (r->mode == MODE_RING) {
+			if (arms && !arm_reg(r, arms)) return n;
+			ev = reg_ring_events(r);
+		} else if (r->mode == MODE_NEST) {
+			struct pd_ep *in = nest_inner(r);
+			if (arms && in && (r->events & (EPOLLIN | EPOLLRDNORM)) && !arm_set(in, arms, 1)) return n;
+			ev = nest_events(r, 0);
 		}
-		uint32_t ev = reg_ring_events(r);
 		if (ev) reg_emit(r, ev, out, &n);
 	}
 	return n;
+}
+
+/* Outside ep_lock: the sleeper woke. */
+static void disarm_all(struct armset *arms);
+
+/* For poll and select on an epoll fd (poll.c). Does the set need the shim's
+ * help to be watched: does it have ring (or nested) registrations? If so
+ * it gets a bell. */
+bool pd_ep_watch(int epfd)
+{
+	if (!pd_fd_aux(epfd)) return false;
+	pthread_mutex_lock(&ep_lock);
+	struct pd_ep *ep = ep_get(epfd, false);
+	bool yes = ep && ep->ring_regs + ep->nest_regs > 0;
+	if (yes) ep_to_bell(ep, epfd);
+	pthread_mutex_unlock(&ep_lock);
+	return yes;
+}
+
+/* Is the set readable (as the kernel would report the epoll fd)? */
+bool pd_ep_ready(int epfd)
+{
+	pthread_mutex_lock(&ep_lock);
+	struct pd_ep *ep = ep_get(epfd, false);
+	bool r = ep && set_ready(ep, epfd, 1);
+	pthread_mutex_unlock(&ep_lock);
+	return r;
+}
+
+/* Before poll sleeps on an epoll fd: arm the set's rings; *ready tells
+ * whether a ring event came meanwhile (then do not sleep). Returns what
+ * pd_ep_disarm takes back (NULL when nothing was armed). */
+struct pd_ep_arms *pd_ep_arm(int epfd, bool *ready)
+{
+	struct armset *arms = calloc(1, sizeof *arms);
+	*ready = false;
+	if (!arms) return NULL;
+	pthread_mutex_lock(&ep_lock);
+	struct pd_ep *ep = ep_get(epfd, false);
+	if (ep) {
+		uint64_t fp = 0;
+		arm_set(ep, arms, 1);
+		*ready = set_ring_ready(ep, 1, &fp);
+	}
+	pthread_mutex_unlock(&ep_lock);
+	return (struct pd_ep_arms *)arms;
+}
+
+void pd_ep_disarm(struct pd_ep_arms *a)
+{
+	struct armset *arms = (struct armset *)a;
+	if (!arms) return;
+	disarm_all(arms);
+	free(arms->v);
+	free(arms);
 }
 
 /* Outside ep_lock: the sleeper woke. */
@@ -497,6 +733,11 @@ static int translate(int epfd, struct epoll_event *ev, int n, int have)
 	for (int i = 0; i < n; i++) {
 		struct epoll_event k = ev[have + i];
 		if (k.data.u64 == SESSION_TAG) continue; /* the controller wrote: handled next round */
+		if (k.data.u64 == BELL_TAG) { /* a doorbell rang: the rings are scanned next round */
+			struct pd_ep *ep = ep_get(epfd, false);
+			if (ep) bell_drain(ep);
+			continue;
+		}
 		int kind;
 		struct pd_epreg *r = NULL;
 		int is = reg_from_tag(k.data.u64, epfd, &kind, &r);
@@ -513,6 +754,13 @@ static int translate(int epfd, struct epoll_event *ev, int n, int have)
 				if (r->out_in_kernel) e |= k.events & (EPOLLOUT | EPOLLWRNORM | EPOLLWRBAND) & r->events;
 			}
 			if (!r->disabled) e |= reg_ring_events(r);
+		} else if (r->mode == MODE_NEST) {
+			/* the kernel says the inner set is readable: believe it only
+			 * if its rings or its own fds say so now (not a stale edge) */
+			struct pd_ep *in = nest_inner(r);
+			e = k.events;
+			if (in && (e & (EPOLLIN | EPOLLRDNORM)) && !set_ready(in, r->fd, 1)) e &= ~(uint32_t)(EPOLLIN | EPOLLRDNORM);
+			e |= nest_events(r, 0);
 		} else {
 			e = k.events;
 		}
@@ -621,8 +869,9 @@ static int ep_wait(int epfd, struct epoll_event *events, int max, int timeout, k
 		int rmax = max > 1 && (ep->kernel_skips >= KERNEL_SKIP_MAX || !ep->kernel_idle) ? max - 1 : max;
 		int n = scan_rings(ep, events, rmax, NULL);
 		int t = remaining_ms(timeout, start);
-		if (n == 0 && t != 0 && ep->ring_regs > 0) n = spin_rings(ep, events, rmax);
-		if (n == 0 && t != 0 && ep->ring_regs > 0) {
+		bool rings = ep->ring_regs + ep->nest_regs > 0;
+		if (n == 0 && t != 0 && rings) n = spin_rings(ep, events, rmax);
+		if (n == 0 && t != 0 && rings) {
 			/* about to sleep: ask the peers to ring, then look again */
 			n = scan_rings(ep, events, rmax, &arms);
 		}
@@ -735,4 +984,22 @@ PD_EXPORT int epoll_pwait2(int epfd, struct epoll_event *events, int max, const 
 	}
 	struct pwait2_arg a = { mask };
 	return ep_wait(epfd, events, max, timeout, kwait_pwait2, &a);
+}
+
+/* Every epoll set is marked, so a set of ours registered in another set (or
+ * polled) is recognised as one. */
+PD_EXPORT int epoll_create(int size)
+{
+	if (PD_UNLIKELY(!pd_real.read)) pd_init();
+	int fd = pd_real.epoll_create(size);
+	if (fd >= 0) pd_fd_set_kind(fd, PD_FK_EPOLL);
+	return fd;
+}
+
+PD_EXPORT int epoll_create1(int flags)
+{
+	if (PD_UNLIKELY(!pd_real.read)) pd_init();
+	int fd = pd_real.epoll_create1(flags);
+	if (fd >= 0) pd_fd_set_kind(fd, PD_FK_EPOLL);
+	return fd;
 }

@@ -161,6 +161,12 @@ struct pd_epreg;
 void pd_ep_conn_attached(struct pd_conn *c);   /* convert its epoll registrations */
 void pd_ep_conn_gone(struct pd_conn *c);       /* drop its epoll registrations */
 void pd_ep_fd_closed(int fd);                  /* fd was an epoll instance */
+/* An epoll set watched by poll/select (poll.c): */
+struct pd_ep_arms;
+bool pd_ep_watch(int epfd);                     /* has ring registrations: needs our help */
+bool pd_ep_ready(int epfd);                     /* readable, as the kernel reports an epoll fd */
+struct pd_ep_arms *pd_ep_arm(int epfd, bool *ready); /* before sleeping */
+void pd_ep_disarm(struct pd_ep_arms *a);        /* after */
 
 /* ---- helpers ---- */
 #include <sys/syscall.h>

@@ -39,7 +39,7 @@ static int priv_epoll(void)
 {
 	if (priv_ep >= 0) return priv_ep;
 	pthread_once(&priv_once, priv_key_init);
-	int fd = epoll_create1(EPOLL_CLOEXEC);
+	int fd = pd_real.epoll_create1(EPOLL_CLOEXEC);
 	if (fd < 0) return -1;
 	pd_fd_set_kind(fd, PD_FK_INTERNAL);
 	priv_ep = fd;
@@ -77,6 +77,37 @@ struct ring_ent {
 	struct pd_conn *c;
 };
 
+/* An epoll set of ours watched for POLLIN: readable when its rings are (or
+ * the kernel says so, its bell drained: epoll.c). */
+struct set_ent {
+	nfds_t idx;
+	struct pd_ep_arms *arms;
+};
+
+/* poll_core's arrays: on the stack for small sets, else on the heap, made
+ * when the first entry that needs them is found. */
+enum { STACK = 64 };
+struct pbufs {
+	struct ring_ent ring_stack[STACK], *ring;
+	struct pd_conn *held_stack[STACK], **held;
+	struct set_ent set_stack[STACK], *sets;
+	struct pollfd copy_stack[STACK + 1], *copy;
+	bool heap;
+};
+
+static bool pbufs_ready(struct pbufs *b, nfds_t n)
+{
+	if (n <= STACK) return true;
+	if (!b->heap) {
+		b->heap = true;
+		b->ring = malloc(n * sizeof *b->ring);
+		b->held = malloc(n * sizeof *b->held);
+		b->sets = malloc(n * sizeof *b->sets);
+		b->copy = malloc((n + 1) * sizeof *b->copy);
+	}
+	return b->ring && b->held && b->sets && b->copy;
+}
+
 static int remaining_ms(int timeout, uint64_t start)
 {
 	if (timeout < 0) return -1;
@@ -97,27 +128,34 @@ static short ring_revents(struct pd_conn *c, short want)
 /* The core of poll and ppoll. timeout in ms (-1 = forever). */
 static int poll_core(struct pollfd *fds, nfds_t n, int timeout, const sigset_t *mask, bool is_ppoll)
 {
-	enum { STACK = 64 };
-	struct ring_ent ring_stack[STACK], *ring = ring_stack;
-	struct pd_conn *held_stack[STACK], **held = held_stack;
-	struct pollfd copy_stack[STACK + 1], *copy = copy_stack;
-	nfds_t nring = 0, nheld = 0;
-	bool heap = false;
-	int saved = errno, result = -1;
+	struct pbufs b;
+	b.ring = b.ring_stack;
+	b.held = b.held_stack;
+	b.sets = b.set_stack;
+	b.copy = b.copy_stack;
+	b.heap = false;
+	struct ring_ent *ring = b.ring;
+	struct pd_conn **held = b.held;
+	struct set_ent *sets = b.sets;
+	struct pollfd *copy = b.copy;
+	nfds_t nring = 0, nheld = 0, nset = 0;
+	int saved = errno, result = -1, ep = -1;
 
 	for (nfds_t i = 0; i < n; i++) {
-		if (pd_fd_kind(fds[i].fd) != PD_FK_TCP) continue;
+		int kind = pd_fd_kind(fds[i].fd);
+		if (kind == PD_FK_EPOLL && (fds[i].events & (POLLIN | POLLRDNORM)) && pd_ep_watch(fds[i].fd)) {
+			if (!pbufs_ready(&b, n)) goto fallback;
+			b.sets[nset].idx = i;
+			b.sets[nset].arms = NULL;
+			nset++;
+			continue;
+		}
+		if (kind != PD_FK_TCP) continue;
 		struct pd_conn *c = pd_conn_get(fds[i].fd);
 		if (!c) continue;
-		if (n > STACK && !heap) {
-			ring = malloc(n * sizeof *ring);
-			held = malloc(n * sizeof *held);
-			copy = malloc((n + 1) * sizeof *copy);
-			heap = true;
-			if (!ring || !held || !copy) {
-				pd_conn_put(c);
-				goto fallback;
-			}
+		if (!pbufs_ready(&b, n)) {
+			pd_conn_put(c);
+			goto fallback;
 		}
 		int st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
 		if (st == PD_CS_ESTABLISHED) { /* watched: a use, so report it now (no attach meanwhile) */
@@ -125,17 +163,21 @@ static int poll_core(struct pollfd *fds, nfds_t n, int timeout, const sigset_t *
 			st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
 		}
 		if (st == PD_CS_ATTACHED) {
-			ring[nring].idx = i;
-			ring[nring].c = c;
+			b.ring[nring].idx = i;
+			b.ring[nring].c = c;
 			nring++;
 		} else if (st != PD_CS_TCP) {
 			__atomic_add_fetch(&c->pollers, 1, __ATOMIC_ACQ_REL); /* no attach meanwhile */
-			held[nheld++] = c;
+			b.held[nheld++] = c;
 		} else {
 			pd_conn_put(c);
 		}
 	}
-	if (nring == 0) {
+	ring = b.ring;
+	held = b.held;
+	sets = b.sets;
+	copy = b.copy;
+	if (nring == 0 && nset == 0) {
 	fallback:
 		errno = saved;
 		if (is_ppoll) {
@@ -151,12 +193,15 @@ static int poll_core(struct pollfd *fds, nfds_t n, int timeout, const sigset_t *
 		}
 		goto out;
 	}
-	int ep = priv_epoll();
-	if (ep < 0) goto fallback;
+	if (nring > 0) {
+		ep = priv_epoll();
+		if (ep < 0) goto fallback;
+	}
 	for (nfds_t k = 0; k < nring; k++) {
 		priv_add(ep, ring[k].c->efd_rx_self);
 		priv_add(ep, ring[k].c->efd_tx_self);
 	}
+	const nfds_t nk = n + (ep >= 0 ? 1 : 0); /* the entries given to the kernel */
 	uint64_t start = pd_now_ns();
 	for (;;) {
 		memcpy(copy, fds, n * sizeof *copy);
@@ -169,21 +214,30 @@ static int poll_core(struct pollfd *fds, nfds_t n, int timeout, const sigset_t *
 			if (fds[ring[k].idx].events & (POLLIN | POLLRDNORM)) p->events |= POLLRDHUP;
 			if (ring_revents(c, fds[ring[k].idx].events)) ready++;
 		}
+		for (nfds_t k = 0; k < nset; k++)
+			if (pd_ep_ready(fds[sets[k].idx].fd)) ready++;
 		int t = ready ? 0 : remaining_ms(timeout, start);
 		bool armed = false;
 		if (!ready && t != 0) {
-			priv_drain(ep);
+			if (ep >= 0) priv_drain(ep);
 			armed = true;
 			for (nfds_t k = 0; k < nring; k++) {
 				short want = fds[ring[k].idx].events;
 				pd_conn_arm(ring[k].c, want & (POLLIN | POLLRDNORM | POLLRDHUP), want & (POLLOUT | POLLWRNORM));
 				if (ring_revents(ring[k].c, want)) ready++;
 			}
+			for (nfds_t k = 0; k < nset; k++) {
+				bool rdy = false;
+				sets[k].arms = pd_ep_arm(fds[sets[k].idx].fd, &rdy);
+				if (rdy) ready++;
+			}
 			if (ready) t = 0;
 		}
-		copy[n].fd = ep;
-		copy[n].events = POLLIN;
-		copy[n].revents = 0;
+		if (ep >= 0) {
+			copy[n].fd = ep;
+			copy[n].events = POLLIN;
+			copy[n].revents = 0;
+		}
 		int r;
 		if (is_ppoll) {
 			struct timespec ts, *tp = NULL;
@@ -192,9 +246,9 @@ static int poll_core(struct pollfd *fds, nfds_t n, int timeout, const sigset_t *
 				ts.tv_nsec = (long)(t % 1000) * 1000000L;
 				tp = &ts;
 			}
-			r = pd_real.ppoll(copy, n + 1, tp, mask);
+			r = pd_real.ppoll(copy, nk, tp, mask);
 		} else {
-			r = pd_real.poll(copy, n + 1, t);
+			r = pd_real.poll(copy, nk, t);
 		}
 		if (armed) {
 			int e = errno;
@@ -202,10 +256,14 @@ static int poll_core(struct pollfd *fds, nfds_t n, int timeout, const sigset_t *
 				short want = fds[ring[k].idx].events;
 				pd_conn_disarm(ring[k].c, want & (POLLIN | POLLRDNORM | POLLRDHUP), want & (POLLOUT | POLLWRNORM));
 			}
+			for (nfds_t k = 0; k < nset; k++) {
+				pd_ep_disarm(sets[k].arms);
+				sets[k].arms = NULL;
+			}
 			errno = e;
 		}
 		if (r < 0) goto out; /* EINTR and friends, as the kernel says */
-		if (copy[n].revents) priv_drain(ep);
+		if (ep >= 0 && copy[n].revents) priv_drain(ep);
 		int count = 0;
 		for (nfds_t i = 0; i < n; i++) fds[i].revents = copy[i].revents;
 		for (nfds_t k = 0; k < nring; k++) {
@@ -215,6 +273,13 @@ static int poll_core(struct pollfd *fds, nfds_t n, int timeout, const sigset_t *
 			if (__atomic_load_n(&ring[k].c->tx_switched, __ATOMIC_ACQUIRE)) kev &= (short)~POLL_OUT_ALL;
 			if (!(p->events & POLLRDHUP)) kev &= (short)~POLLRDHUP;
 			p->revents = (short)(kev | ring_revents(ring[k].c, p->events));
+		}
+		for (nfds_t k = 0; k < nset; k++) {
+			/* the kernel's POLLIN may be a stale doorbell edge; the set's
+			 * rings may be readable without one: ask the set */
+			struct pollfd *p = &fds[sets[k].idx];
+			p->revents &= (short)~(POLLIN | POLLRDNORM);
+			if (pd_ep_ready(p->fd)) p->revents |= (short)(p->events & (POLLIN | POLLRDNORM));
 		}
 		for (nfds_t i = 0; i < n; i++)
 			if (fds[i].revents) count++;
@@ -239,10 +304,11 @@ out:
 		pd_conn_put(held[k]);
 	}
 	errno = e;
-	if (heap) {
-		free(ring);
-		free(held);
-		free(copy);
+	if (b.heap) {
+		free(b.ring);
+		free(b.held);
+		free(b.sets);
+		free(b.copy);
 	}
 	return result;
 }
@@ -280,7 +346,9 @@ static bool select_has_ring(int n, fd_set *r, fd_set *w, fd_set *e)
 {
 	for (int fd = 0; fd < n && fd < FD_SETSIZE; fd++) {
 		if (!((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) || (e && FD_ISSET(fd, e)))) continue;
-		if (pd_fd_kind(fd) != PD_FK_TCP) continue;
+		int kind = pd_fd_kind(fd);
+		if (kind == PD_FK_EPOLL && r && FD_ISSET(fd, r) && pd_ep_watch(fd)) return true; /* a set of ours */
+		if (kind != PD_FK_TCP) continue;
 		struct pd_conn *c = pd_conn_get(fd);
 		if (!c) continue;
 		int st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);

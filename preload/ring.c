@@ -306,7 +306,7 @@ static int ws_bind(struct pd_conn *c)
 	int saved = errno;
 	if (ws.ep < 0) {
 		pthread_once(&ws_once, ws_key_init);
-		int fd = epoll_create1(EPOLL_CLOEXEC);
+		int fd = pd_real.epoll_create1(EPOLL_CLOEXEC);
 		if (fd < 0) {
 			errno = saved;
 			return -1;

@@ -1,4 +1,4 @@
-// Checks: readiness of an upgraded connection equals plain kernel TCP's at fixed points (before data, after data, after a partial read, after the peer's SHUT_WR, after the full drain) in poll, ppoll, select, pselect, poll with RDNORM/WRNORM, epoll LT, IN-only, ET, ONESHOT (+ re-arm), two epoll sets, an epoll set inside another or polled, a set mixing the socket and a pipe, a registration made before the upgrade; and writability: POLLOUT clear once a write hit EAGAIN, back once the peer drained (booleans only: how many bytes fill a socket is the kernel's buffer size on TCP and the ring size under pdrun).
+// Checks: readiness of an upgraded connection equals plain kernel TCP's at fixed points (before data, after data, after a partial read, after the peer's SHUT_WR, after the full drain) in poll, ppoll, select, pselect, poll with RDNORM/WRNORM, epoll LT, IN-only, ET, ONESHOT (+ re-arm), two epoll sets, an epoll set inside another or polled (at fixed points and in blocking waits), a set mixing the socket and a pipe, a registration made before the upgrade; and writability: POLLOUT clear once a write hit EAGAIN, back once the peer drained (booleans only: how many bytes fill a socket is the kernel's buffer size on TCP and the ring size under pdrun).
 import { it } from 'vitest';
 import { BEHAVE, expectSameBehaviour, type Scenario } from '../helpers/diff.js';
 import { setupPdTest } from '../helpers/lifecycle.js';
@@ -20,6 +20,7 @@ const CASES: Scenario[] = [
   { name: 'epoll-polled', writes: 'c2s', what: 'poll on an epoll fd holding the socket reports it readable' },
   { name: 'epoll-mixed', writes: 'c2s', what: 'a set holding the socket and a pipe: every ready fd is reported, level-triggered' },
   { name: 'epoll-early', writes: 'c2s', what: 'a registration made before the connection was upgraded' },
+  { name: 'epoll-nested-wait', writes: 'c2s', what: 'blocking waits on an epoll set nested in another (LT and ET), polled and selected: each wakes for ring bytes, none for nothing' },
   { name: 'writable-poll', writes: 's2c', what: 'poll(POLLOUT): writable idle, not once full (EAGAIN), again after the peer drained' },
   { name: 'writable-poll-wrnorm', writes: 's2c', what: 'poll(POLLWRNORM): the same' },
   { name: 'writable-select', writes: 's2c', what: 'select write set: the same' },
@@ -28,13 +29,9 @@ const CASES: Scenario[] = [
 ];
 
 // Known differences, documented in docs/architecture.md (Readiness, known
-// limits): ring data does not make an epoll fd readable to the kernel, so an
-// epoll set nested in another or polled as an fd does not report it. These
-// run as expected failures: when the shim learns it, they fail and must move
-// back to the plain list.
+// limits), would run as expected failures: when the shim learns one, it
+// fails and must move back to the plain list. None today.
 const KNOWN: Record<string, string> = {
-  'epoll-nested': 'an epoll fd inside another epoll set does not become readable for ring data',
-  'epoll-polled': 'an epoll fd watched by poll does not become readable for ring data',
 };
 
 for (const c of CASES) {

@@ -1637,6 +1637,76 @@ READINESS(rd_ep_polled_srv, RM_EP_POLLED)
 READINESS(rd_ep_mixed_srv, RM_EP_MIXED)
 READINESS(rd_ep_early_srv, RM_EP_EARLY)
 
+/* Blocking waits on an epoll set that is nested in another set, polled or
+ * selected: each wakes when bytes arrive (not at its timeout), and none
+ * wakes for nothing once the bytes are read. An edge-triggered outer
+ * registration reports each arrival once. */
+static void nested_wait_srv(int fd) {
+  unsigned char b[200];
+  struct epoll_event out[4];
+  int inner = epoll_create1(0), outer = epoll_create1(0), outer_et = epoll_create1(0);
+  TR("inner: epoll_ctl(ADD socket, IN)", ep_add(inner, fd, EPOLLIN, 0x1111));
+  TR("outer: epoll_ctl(ADD inner, IN)", ep_add(outer, inner, EPOLLIN, 0x2222));
+  TR("outer ET: epoll_ctl(ADD inner, IN|ET)", ep_add(outer_et, inner, EPOLLIN | EPOLLET, 0x3333));
+  TR("outer epoll_wait(200 ms), idle", epoll_wait(outer, out, 4, 200));
+  struct pollfd p = {.fd = inner, .events = POLLIN};
+  TR("poll(inner, 200 ms), idle", poll(&p, 1, 200));
+  struct rx r;
+  rx_init(&r, 40, 0);
+  side_put('a');
+  long n = TR("outer epoll_wait(3000 ms), 10 bytes after 300 ms", epoll_wait(outer, out, 4, 3000));
+  if (n > 0) T("  data 0x%llx events %s", (unsigned long long)out[0].data.u64, evs(out[0].events));
+  trace_epoll(outer_et, "outer ET", "after 10 bytes");
+  trace_epoll(outer_et, "outer ET", "again");
+  trace_epoll(inner, "  inner", "after 10 bytes");
+  n = TR("read(200)", read(fd, b, sizeof b));
+  if (n > 0) rx_add(&r, b, (size_t)n);
+  TR("outer epoll_wait(200 ms) after the read", epoll_wait(outer, out, 4, 200));
+  trace_epoll(outer_et, "outer ET", "after the read");
+  side_put('b');
+  p.revents = 0;
+  TR("poll(inner, 3000 ms), 20 bytes after 300 ms", poll(&p, 1, 3000));
+  T("  revents %s", evs((unsigned)p.revents));
+  trace_epoll(outer_et, "outer ET", "after 20 more bytes");
+  n = TR("read(200)", read(fd, b, sizeof b));
+  if (n > 0) rx_add(&r, b, (size_t)n);
+  p.revents = 0;
+  TR("poll(inner, 200 ms) after the read", poll(&p, 1, 200));
+  side_put('c');
+  fd_set rs;
+  FD_ZERO(&rs);
+  FD_SET(inner, &rs);
+  struct timeval tv = {3, 0};
+  TR("select(inner, 3 s), 30 bytes after 300 ms", select(inner + 1, &rs, NULL, NULL, &tv));
+  T("  inner in the read set: %d", FD_ISSET(inner, &rs) ? 1 : 0);
+  n = TR("read(200)", read(fd, b, sizeof b));
+  if (n > 0) rx_add(&r, b, (size_t)n);
+  side_put('d');
+  n = TR("outer epoll_wait(3000 ms), SHUT_WR after 300 ms", epoll_wait(outer, out, 4, 3000));
+  if (n > 0) T("  data 0x%llx events %s", (unsigned long long)out[0].data.u64, evs(out[0].events));
+  TR("read(200) at EOF", read(fd, b, sizeof b));
+  T("%s", rx_verdict(&r));
+  close(outer_et);
+  close(outer);
+  close(inner);
+}
+static void nested_wait_cli(int fd) {
+  unsigned char b[60];
+  stream_fill(40, 0, b, sizeof b);
+  side_get('a');
+  sleep_ms(300);
+  TR("write(10)", write(fd, b, 10));
+  side_get('b');
+  sleep_ms(300);
+  TR("write(20)", write(fd, b + 10, 20));
+  side_get('c');
+  sleep_ms(300);
+  TR("write(30)", write(fd, b + 30, 30));
+  side_get('d');
+  sleep_ms(300);
+  TR("shutdown(SHUT_WR)", shutdown(fd, SHUT_WR));
+}
+
 /* Writability: fill until EAGAIN, then POLLOUT is clear; the peer drains,
  * POLLOUT is back. Only booleans: how many bytes fill a socket is the
  * kernel's buffer sizes on TCP and the ring size under pdrun. */
@@ -2138,6 +2208,7 @@ static const struct scen scenarios[] = {
     {"epoll-polled", rd_ep_polled_srv, readiness_cli, 0},
     {"epoll-mixed", rd_ep_mixed_srv, readiness_cli, 0},
     {"epoll-early", rd_ep_early_srv, readiness_cli, F_EARLY_EPOLL},
+    {"epoll-nested-wait", nested_wait_srv, nested_wait_cli, 0},
     {"writable-poll", wr_poll_srv, writable_cli, 0},
     {"writable-poll-wrnorm", wr_pollnorm_srv, writable_cli, 0},
     {"writable-select", wr_select_srv, writable_cli, 0},

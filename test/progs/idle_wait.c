@@ -2,7 +2,7 @@
  *
  *   idle_wait MODE HOST PORT [--ms N] [--timeout S]
  *
- * MODE: epoll | poll | select | recv.
+ * MODE: epoll | epoll-nested | epoll-polled | poll | select | recv.
  *
  * Connects (blocking) to an echo server, prints "connected <local addr>", then
  * takes commands from stdin, one per line, answering each with one line on
@@ -13,6 +13,8 @@
  *   idle   waits N ms (default 2000) for the socket to become readable while
  *          the peer stays silent, in the MODE's call with a timeout:
  *            epoll   epoll_wait on a set holding the socket (EPOLLIN), N ms
+ *            epoll-nested  epoll_wait on a set holding that set, N ms
+ *            epoll-polled  poll(POLLIN) on the set's fd, N ms
  *            poll    poll(POLLIN), N ms
  *            select  select(readfds), N ms
  *            recv    a blocking recv() with SO_RCVTIMEO = N ms
@@ -48,8 +50,10 @@ int main(int argc, char **argv) {
   }
   if (npos != 3) die("usage: idle_wait MODE HOST PORT [--ms N] [--timeout S]");
   const char *mode = pos[0];
-  if (strcmp(mode, "epoll") && strcmp(mode, "poll") && strcmp(mode, "select") && strcmp(mode, "recv"))
-    die("unknown mode %s (epoll, poll, select, recv)", mode);
+  bool nested = !strcmp(mode, "epoll-nested"), polled = !strcmp(mode, "epoll-polled");
+  if (strcmp(mode, "epoll") && strcmp(mode, "poll") && strcmp(mode, "select") && strcmp(mode, "recv") && !nested &&
+      !polled)
+    die("unknown mode %s (epoll, epoll-nested, epoll-polled, poll, select, recv)", mode);
   if (timeout) watchdog(timeout);
 
   struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)parse_size(pos[2]))};
@@ -66,12 +70,22 @@ int main(int argc, char **argv) {
   fflush(stdout);
 
   /* set up the waiting call's objects before anything is measured */
-  int ep = -1;
-  if (!strcmp(mode, "epoll")) {
+  int ep = -1, polled_ep = -1;
+  if (!strcmp(mode, "epoll") || nested || polled) {
     ep = epoll_create1(0);
     if (ep < 0) die("epoll_create1: %s", strerror(errno));
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0x1234};
     if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) die("epoll_ctl: %s", strerror(errno));
+    if (nested) { /* the set holding the socket sits inside the one waited on */
+      int outer = epoll_create1(0);
+      if (outer < 0) die("epoll_create1: %s", strerror(errno));
+      ev.data.u64 = 0x5678;
+      if (epoll_ctl(outer, EPOLL_CTL_ADD, ep, &ev) < 0) die("epoll_ctl(outer): %s", strerror(errno));
+      ep = outer;
+    } else if (polled) { /* poll() on the set's fd */
+      polled_ep = ep;
+      ep = -1;
+    }
   } else if (!strcmp(mode, "recv")) {
     struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
     if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0) die("SO_RCVTIMEO: %s", strerror(errno));
@@ -102,8 +116,8 @@ int main(int argc, char **argv) {
     if (ep >= 0) {
       struct epoll_event ev[4];
       ret = epoll_wait(ep, ev, 4, (int)ms);
-    } else if (!strcmp(mode, "poll")) {
-      struct pollfd p = {.fd = fd, .events = POLLIN};
+    } else if (!strcmp(mode, "poll") || polled) {
+      struct pollfd p = {.fd = polled ? polled_ep : fd, .events = POLLIN};
       ret = poll(&p, 1, (int)ms);
     } else if (!strcmp(mode, "select")) {
       fd_set rs;
