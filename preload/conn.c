@@ -199,6 +199,20 @@ void pd_conn_foreach(void (*fn)(struct pd_conn *, void *), void *arg)
 	}
 }
 
+void pd_fd_foreach(void (*fn)(int fd, struct pd_conn *, void *), void *arg)
+{
+	for (int i = 0; i < PD_FD_CHUNKS; i++) {
+		struct fd_chunk *k = __atomic_load_n(&chunks[i], __ATOMIC_ACQUIRE);
+		if (!k) continue;
+		for (int j = 0; j < PD_FD_CHUNK; j++) {
+			struct pd_conn *c = pd_conn_get(i * PD_FD_CHUNK + j);
+			if (!c) continue;
+			fn(i * PD_FD_CHUNK + j, c, arg);
+			pd_conn_put(c);
+		}
+	}
+}
+
 size_t pd_iov_len(const struct iovec *iov, int cnt)
 {
 	size_t n = 0;

@@ -87,6 +87,13 @@ static void do_init(void)
 	lookup_all();
 	read_config();
 	pthread_atfork(pd_session_atfork_prepare, pd_session_atfork_parent, atfork_child);
+	const char *carried = getenv("PD_EXEC_STATE"); /* exec.c: the image before this one */
+	if (carried) {
+		char *st = strdup(carried);
+		unsetenv("PD_EXEC_STATE");
+		if (st) pd_session_exec_adopt(st);
+		free(st);
+	}
 	errno = saved;
 }
 

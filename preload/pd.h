@@ -118,6 +118,7 @@ struct pd_conn *pd_conn_peek(int fd);           /* no reference: callers hold a 
 void *pd_fd_aux(int fd);
 int pd_fd_set_aux(int fd, void *p);
 void pd_conn_foreach(void (*fn)(struct pd_conn *, void *), void *arg);
+void pd_fd_foreach(void (*fn)(int fd, struct pd_conn *, void *), void *arg); /* every fd of a connection */
 /* Fd kinds for sockets that are not connections (yet). */
 enum pd_fd_kind { PD_FK_UNKNOWN = 0, PD_FK_TCP = 1, PD_FK_OTHER = 2, PD_FK_INTERNAL = 3, PD_FK_EPOLL = 4 };
 void pd_fd_set_kind(int fd, int kind);
@@ -136,6 +137,9 @@ void pd_conn_progress(struct pd_conn *c);       /* take an assignment / attach i
 void pd_conn_release_slot(struct pd_conn *c);   /* last reference gone */
 void pd_conn_check_connected(struct pd_conn *c);
 void pd_conn_established(struct pd_conn *c, int origin); /* connected: report at first use */
+char *pd_session_exec_save(void **token);        /* before execve: PD_EXEC_STATE=..., or NULL */
+void pd_session_exec_done(void *token, bool failed); /* after it (failed: restore FD_CLOEXEC) */
+void pd_session_exec_adopt(const char *state);    /* at start: what the image before carried */
 
 /* ---- data path (ring.c) ---- */
 ssize_t pd_conn_send(struct pd_conn *c, const struct iovec *iov, int iovcnt, int flags);

@@ -44,6 +44,14 @@
 	X(int, ppoll, (struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask), (fds, n, ts, mask)) \
 	X(int, select, (int n, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv), (n, r, w, e, tv)) \
 	X(int, pselect, (int n, fd_set *r, fd_set *w, fd_set *e, const struct timespec *ts, const sigset_t *mask), (n, r, w, e, ts, mask)) \
+	X(int, execve, (const char *path, char *const argv[], char *const envp[]), (path, argv, envp)) \
+	X(int, execv, (const char *path, char *const argv[]), (path, argv)) \
+	X(int, execvp, (const char *file, char *const argv[]), (file, argv)) \
+	X(int, execvpe, (const char *file, char *const argv[], char *const envp[]), (file, argv, envp)) \
+	X(int, fexecve, (int fd, char *const argv[], char *const envp[]), (fd, argv, envp)) \
+	X(int, execl, (const char *path, const char *arg, ...), (path, arg)) \
+	X(int, execlp, (const char *file, const char *arg, ...), (file, arg)) \
+	X(int, execle, (const char *path, const char *arg, ...), (path, arg)) \
 	X(int, epoll_create, (int size), (size)) \
 	X(int, epoll_create1, (int flags), (flags)) \
 	X(int, epoll_ctl, (int epfd, int op, int fd, struct epoll_event *ev), (epfd, op, fd, ev)) \

@@ -3,6 +3,8 @@
  * sendmsg, and assignments are read only when the session page's seq moved. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -23,6 +25,7 @@ struct pd_arena {
 	/* the header, validated once when mapped and never read again: the
 	 * peer maps the same memory and may rewrite it */
 	uint32_t slot_count, slot_size, ring_size, slots_offset;
+	int memfd; /* kept open (an exec'd image maps the arena again from it), or -1 */
 	struct pd_arena *next;
 };
 
@@ -38,6 +41,14 @@ static struct {
 	struct pd_arena *arenas;
 	bool warned;
 } S = { .lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1 };
+
+static void close_internal(int *fd)
+{
+	if (*fd < 0) return;
+	pd_fd_set_kind(*fd, PD_FK_UNKNOWN);
+	pd_real.close(*fd);
+	*fd = -1;
+}
 
 static void msg_hdr(struct pd_msg_hdr *h, uint32_t type, uint32_t len)
 {
@@ -230,6 +241,7 @@ static struct pd_arena *arena_map_locked(uint64_t id, uint64_t size, uint32_t ri
 	a->slot_size = slot_size;
 	a->ring_size = ring;
 	a->slots_offset = PD_ARENA_HDR_SIZE;
+	a->memfd = -1;
 	a->next = S.arenas;
 	S.arenas = a;
 	return a;
@@ -244,6 +256,7 @@ static void arena_unref_locked(struct pd_arena *a)
 			break;
 		}
 	munmap(a->base, a->size);
+	close_internal(&a->memfd);
 	free(a);
 }
 
@@ -281,7 +294,12 @@ static bool assign_locked(struct pd_conn *c, const struct pd_msg_assign *m, int 
 	c->efd_tx_peer = fds[PD_ASSIGN_FD_TX_PEER];
 	c->peer_proc = fds[PD_ASSIGN_FD_PEER_PROC];
 	for (int i = 1; i < (int)PD_ASSIGN_NFDS; i++) pd_fd_set_kind(fds[i], PD_FK_INTERNAL);
-	pd_real.close(fds[PD_ASSIGN_FD_ARENA]);
+	if (a->memfd < 0) { /* kept: one descriptor per arena, for an exec'd image */
+		a->memfd = fds[PD_ASSIGN_FD_ARENA];
+		pd_fd_set_kind(a->memfd, PD_FK_INTERNAL);
+	} else {
+		pd_real.close(fds[PD_ASSIGN_FD_ARENA]);
+	}
 	return true;
 }
 
@@ -636,4 +654,323 @@ void pd_session_atfork_child(void)
 	S.pending = NULL;
 	S.state = SS_NONE;
 	pd_conn_foreach(child_inherit, NULL);
+}
+
+/* ---- exec: the new image keeps the process's connections ----
+ * Before an execve (exec.c) the state the new image needs to go on with the
+ * process's connections is written into its environment (PD_EXEC_STATE) and
+ * every descriptor it names loses FD_CLOEXEC; the new image's shim adopts
+ * them as it starts. The session socket goes along: the controller sees the
+ * same session (same pid) go on, so no end is declared dead, and a socket
+ * the new image inherits keeps its ring, its private indices and its TCP
+ * byte counts: no byte is lost or reordered. A connection whose every fd is
+ * close-on-exec is closed by the exec; the new image says so to the
+ * controller (CONN_CLOSED) and marks its ring ends closed, as close() would.
+ * The session page is not carried (its memfd was closed once mapped): the
+ * new image reads the session socket without the page's hint. */
+
+struct exec_save {
+	char *s;
+	size_t len, cap;
+	bool bad;
+	int *cleared; /* fds whose FD_CLOEXEC we cleared: restored if execve fails */
+	int ncleared, capcleared;
+};
+
+static void xs_printf(struct exec_save *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void xs_printf(struct exec_save *x, const char *fmt, ...)
+{
+	for (;;) {
+		va_list ap;
+		va_start(ap, fmt);
+		size_t room = x->cap - x->len;
+		int n = x->s ? vsnprintf(x->s + x->len, room, fmt, ap) : -1;
+		va_end(ap);
+		if (n >= 0 && (size_t)n < room) {
+			x->len += (size_t)n;
+			return;
+		}
+		size_t cap = x->cap ? x->cap * 2 : 4096;
+		char *p = realloc(x->s, cap);
+		if (!p) {
+			x->bad = true;
+			return;
+		}
+		x->s = p;
+		x->cap = cap;
+	}
+}
+
+static void xs_keep(struct exec_save *x, int fd)
+{
+	if (fd < 0) return;
+	int fl = pd_real.fcntl(fd, F_GETFD);
+	if (fl < 0 || !(fl & FD_CLOEXEC)) return;
+	if (x->ncleared == x->capcleared) {
+		int cap = x->capcleared ? x->capcleared * 2 : 32;
+		int *v = realloc(x->cleared, (size_t)cap * sizeof *v);
+		if (!v) {
+			x->bad = true;
+			return;
+		}
+		x->cleared = v;
+		x->capcleared = cap;
+	}
+	if (pd_real.fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC) == 0) x->cleared[x->ncleared++] = fd;
+}
+
+static void save_conn(struct pd_conn *c, void *arg)
+{
+	struct exec_save *x = arg;
+	int st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
+	if (st == PD_CS_TCP && !c->reported) return; /* nothing to carry: the new image sees a plain socket */
+	if (st == PD_CS_CONNECTING) return;
+	uint64_t arena_id = 0, arena_size = 0;
+	uint32_t ring = 0, slot = 0;
+	bool has_slot = (st == PD_CS_ASSIGNED || st == PD_CS_ATTACHED) && c->slot && c->arena;
+	if (has_slot) {
+		struct pd_arena *a = c->arena;
+		if (a->memfd < 0) return; /* cannot be mapped again: the connection ends with this image */
+		arena_id = a->id;
+		arena_size = a->size;
+		ring = a->ring_size;
+		slot = (uint32_t)(((uint8_t *)c->slot - a->base - a->slots_offset) / a->slot_size);
+		xs_keep(x, a->memfd);
+		int e[5] = { c->efd_rx_self, c->efd_tx_self, c->efd_rx_peer, c->efd_tx_peer, c->peer_proc };
+		for (int i = 0; i < 5; i++) xs_keep(x, e[i]);
+	} else if (st == PD_CS_ASSIGNED || st == PD_CS_ATTACHED) {
+		return;
+	}
+	unsigned flags = (unsigned)c->tx_switched | (unsigned)c->rx_sw_seen << 1 | (unsigned)c->rx_ring << 2 |
+			 (unsigned)c->rx_eof << 3 | (unsigned)c->rx_fin << 4 | (unsigned)c->wr_shut << 5 |
+			 (unsigned)c->rd_shut << 6 | (unsigned)c->forked << 7 | (unsigned)c->reported << 8;
+	xs_printf(x, "c %llu %d %llu %u %d %llu %llu %u %u %u %u %u %llu %llu %llu %llu %d %d %d %d %d %d %d;",
+		  (unsigned long long)c->serial, st, (unsigned long long)c->id, flags, c->origin,
+		  (unsigned long long)arena_id, (unsigned long long)arena_size, ring, slot, c->generation, (unsigned)c->role,
+		  (unsigned)has_slot, (unsigned long long)c->tx_head, (unsigned long long)c->rx_tail,
+		  (unsigned long long)c->tx_tcp, (unsigned long long)c->rx_tcp, c->efd_rx_self, c->efd_tx_self,
+		  c->efd_rx_peer, c->efd_tx_peer, c->peer_proc, __atomic_load_n(&c->rcvlowat, __ATOMIC_RELAXED),
+		  has_slot ? c->arena->memfd : -1);
+}
+
+static void save_fd(int fd, struct pd_conn *c, void *arg)
+{
+	struct exec_save *x = arg;
+	int fl = pd_real.fcntl(fd, F_GETFD);
+	if (fl < 0 || (fl & FD_CLOEXEC)) return; /* closed by the exec */
+	xs_printf(x, "f %d %llu;", fd, (unsigned long long)c->serial);
+}
+
+/* Called by the exec hooks with the environment the new image gets. Returns
+ * the PD_EXEC_STATE=... string (malloc'd) and holds the session lock until
+ * pd_session_exec_done, or NULL when there is nothing to carry. */
+char *pd_session_exec_save(void **token)
+{
+	*token = NULL;
+	pthread_mutex_lock(&S.lock);
+	/* Without a session (a fork child: the session was the parent's) the
+	 * connections still go on: their rings need no controller. */
+	bool open = S.state == SS_OPEN && S.fd >= 0;
+	struct exec_save *x = calloc(1, sizeof *x);
+	if (!x) {
+		pthread_mutex_unlock(&S.lock);
+		return NULL;
+	}
+	xs_printf(x, "PD_EXEC_STATE=1;s %d %llu;", open ? S.fd : -1, (unsigned long long)S.next_id);
+	if (open) xs_keep(x, S.fd);
+	size_t header = x->len;
+	pd_conn_foreach(save_conn, x);
+	pd_fd_foreach(save_fd, x);
+	if (x->bad || (!open && x->len == header)) {
+		pd_session_exec_done(x, true);
+		return NULL;
+	}
+	*token = x;
+	return x->s;
+}
+
+/* After the exec failed (or was not tried): descriptors back as they were. */
+void pd_session_exec_done(void *token, bool failed)
+{
+	struct exec_save *x = token;
+	if (!x) return;
+	if (failed)
+		for (int i = 0; i < x->ncleared; i++) {
+			int fl = pd_real.fcntl(x->cleared[i], F_GETFD);
+			if (fl >= 0) pd_real.fcntl(x->cleared[i], F_SETFD, fl | FD_CLOEXEC);
+		}
+	free(x->cleared);
+	free(x->s);
+	free(x);
+	pthread_mutex_unlock(&S.lock);
+}
+
+static void cloexec(int fd)
+{
+	int fl = fd >= 0 ? pd_real.fcntl(fd, F_GETFD) : -1;
+	if (fl >= 0) pd_real.fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
+}
+
+struct exec_conn {
+	unsigned long long serial, id, arena_id, arena_size, tx_head, rx_tail, tx_tcp, rx_tcp;
+	int st, origin, efd[5], rcvlowat, memfd;
+	unsigned flags, ring, slot, gen, role, has_slot;
+	struct pd_conn *c;
+};
+
+static bool adopt_slot(struct pd_conn *c, const struct exec_conn *e)
+{
+	struct pd_msg_assign m = { 0 };
+	m.conn_id = e->id;
+	m.arena_id = e->arena_id;
+	m.arena_size = e->arena_size;
+	m.slot_index = e->slot;
+	m.role = e->role;
+	m.generation = e->gen;
+	m.ring_size = e->ring;
+	int fds[PD_ASSIGN_NFDS];
+	fds[PD_ASSIGN_FD_ARENA] = pd_real.dup(e->memfd); /* assign_locked keeps or closes it */
+	fds[PD_ASSIGN_FD_RX_SELF] = e->efd[0];
+	fds[PD_ASSIGN_FD_TX_SELF] = e->efd[1];
+	fds[PD_ASSIGN_FD_RX_PEER] = e->efd[2];
+	fds[PD_ASSIGN_FD_TX_PEER] = e->efd[3];
+	fds[PD_ASSIGN_FD_PEER_PROC] = e->efd[4];
+	for (int i = 1; i < (int)PD_ASSIGN_NFDS; i++) cloexec(fds[i]);
+	if (fds[0] < 0 || !assign_locked(c, &m, fds)) {
+		if (fds[0] >= 0) pd_real.close(fds[0]);
+		return false;
+	}
+	cloexec(c->arena->memfd);
+	c->tx_head = e->tx_head;
+	c->rx_tail = e->rx_tail;
+	return true;
+}
+
+static void adopt_flags(struct pd_conn *c, const struct exec_conn *e)
+{
+	c->id = e->id;
+	c->origin = e->origin;
+	c->tx_switched = e->flags & 1;
+	c->rx_sw_seen = e->flags >> 1 & 1;
+	c->rx_ring = e->flags >> 2 & 1;
+	c->rx_eof = e->flags >> 3 & 1;
+	c->rx_fin = e->flags >> 4 & 1;
+	c->wr_shut = e->flags >> 5 & 1;
+	c->rd_shut = e->flags >> 6 & 1;
+	c->forked = e->flags >> 7 & 1;
+	c->reported = e->flags >> 8 & 1;
+	c->rx_kcheck = true; /* look at the kernel socket at the first read */
+	c->tx_tcp = e->tx_tcp;
+	c->rx_tcp = e->rx_tcp;
+	c->rcvlowat = e->rcvlowat;
+}
+
+/* At start (init.c): adopt what the image before the exec carried. */
+void pd_session_exec_adopt(const char *st)
+{
+	if (strncmp(st, "1;", 2) != 0) return;
+	const char *p = st + 2;
+	int sfd = -1;
+	unsigned long long next_id = 0;
+	struct exec_conn *cv = NULL;
+	int nc = 0, capc = 0;
+	struct { int fd; unsigned long long serial; } *fv = NULL;
+	int nf = 0, capf = 0;
+	while (*p) {
+		const char *end = strchr(p, ';');
+		if (!end) break;
+		if (p[0] == 's') {
+			sscanf(p, "s %d %llu", &sfd, &next_id);
+		} else if (p[0] == 'c') {
+			if (nc == capc) {
+				capc = capc ? capc * 2 : 16;
+				void *v = realloc(cv, (size_t)capc * sizeof *cv);
+				if (!v) break;
+				cv = v;
+			}
+			struct exec_conn *e = &cv[nc];
+			memset(e, 0, sizeof *e);
+			if (sscanf(p, "c %llu %d %llu %u %d %llu %llu %u %u %u %u %u %llu %llu %llu %llu %d %d %d %d %d %d %d",
+				   &e->serial, &e->st, &e->id, &e->flags, &e->origin, &e->arena_id, &e->arena_size, &e->ring,
+				   &e->slot, &e->gen, &e->role, &e->has_slot, &e->tx_head, &e->rx_tail, &e->tx_tcp, &e->rx_tcp,
+				   &e->efd[0], &e->efd[1], &e->efd[2], &e->efd[3], &e->efd[4], &e->rcvlowat, &e->memfd) == 23)
+				nc++;
+		} else if (p[0] == 'f') {
+			if (nf == capf) {
+				capf = capf ? capf * 2 : 16;
+				void *v = realloc(fv, (size_t)capf * sizeof *fv);
+				if (!v) break;
+				fv = v;
+			}
+			if (sscanf(p, "f %d %llu", &fv[nf].fd, &fv[nf].serial) == 2) nf++;
+		}
+		p = end + 1;
+	}
+	pthread_mutex_lock(&S.lock);
+	bool session = sfd >= 0 && pd_real.fcntl(sfd, F_GETFD) >= 0;
+	if (session) {
+		S.fd = sfd;
+		cloexec(sfd);
+		pd_fd_set_kind(sfd, PD_FK_INTERNAL);
+		S.next_id = next_id;
+		__atomic_store_n(&S.state, SS_OPEN, __ATOMIC_RELEASE);
+	}
+	for (int i = 0; i < nf; i++) { /* the connections the new image holds */
+		struct exec_conn *e = NULL;
+		for (int k = 0; k < nc; k++)
+			if (cv[k].serial == fv[i].serial) e = &cv[k];
+		if (!e) continue;
+		if (e->c) {
+			pd_conn_install(fv[i].fd, e->c);
+			continue;
+		}
+		int fl = pd_real.fcntl(fv[i].fd, F_GETFL);
+		if (fl < 0) continue;
+		int st = e->st;
+		if (!session && st == PD_CS_REPORTED) st = PD_CS_TCP; /* its assignment would come to no one */
+		struct pd_conn *c = pd_conn_new(fv[i].fd, PD_CS_TCP, (fl & O_NONBLOCK) != 0);
+		if (!c) continue;
+		e->c = c;
+		adopt_flags(c, e);
+		if (!session) c->reported = false;
+		if (st == PD_CS_REPORTED) {
+			c->next_pending = S.pending;
+			S.pending = c;
+		} else if ((st == PD_CS_ASSIGNED || st == PD_CS_ATTACHED) && e->has_slot) {
+			if (!adopt_slot(c, e)) st = PD_CS_TCP;
+		} else if (st != PD_CS_ESTABLISHED) {
+			st = PD_CS_TCP;
+		}
+		__atomic_store_n(&c->state, st, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&S.lock);
+	for (int k = 0; k < nc; k++) { /* closed by the exec: close their ends as close() would */
+		struct exec_conn *e = &cv[k];
+		if (e->c) continue;
+		struct pd_conn gone;
+		memset(&gone, 0, sizeof gone);
+		gone.efd_rx_self = gone.efd_tx_self = gone.efd_rx_peer = gone.efd_tx_peer = gone.peer_proc = -1;
+		adopt_flags(&gone, e);
+		if (!session) gone.reported = false;
+		int st = e->st;
+		pthread_mutex_lock(&S.lock);
+		if ((st == PD_CS_ASSIGNED || st == PD_CS_ATTACHED) && e->has_slot && !adopt_slot(&gone, e)) st = PD_CS_TCP;
+		if (st == PD_CS_REPORTED) st = PD_CS_TCP;
+		gone.state = st;
+		pthread_mutex_unlock(&S.lock);
+		pd_conn_release_slot(&gone);
+	}
+	for (int k = 0; k < nc; k++) /* each conn's arena fd was dup'd per use */
+		if (cv[k].memfd >= 0) {
+			bool kept = false;
+			for (struct pd_arena *a = S.arenas; a; a = a->next)
+				if (a->memfd == cv[k].memfd) kept = true;
+			if (!kept && pd_real.fcntl(cv[k].memfd, F_GETFD) >= 0) {
+				pd_real.close(cv[k].memfd);
+				for (int j = k + 1; j < nc; j++)
+					if (cv[j].memfd == cv[k].memfd) cv[j].memfd = -1;
+			}
+		}
+	free(cv);
+	free(fv);
 }
