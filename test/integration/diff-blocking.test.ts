@@ -24,9 +24,7 @@ const CASES: Scenario[] = [
 // Known differences, documented in docs/architecture.md (known limits). They
 // run as expected failures: when the shim learns them, they fail and must move
 // back to the plain list.
-const KNOWN: Record<string, string> = {
-  'eintr-restart-mixed': 'the shim cannot tell which signal interrupted a ring wait; any handler without SA_RESTART makes it return EINTR',
-};
+const KNOWN: Record<string, string> = {};
 
 for (const c of CASES) {
   const t = KNOWN[c.name] ? it.fails : it;
