@@ -29,7 +29,12 @@ static void lookup_all(void)
 		}                                                                       \
 		pd_real.name = (ret(*) params)p;                                        \
 	} while (0);
+	/* sigset is in the table (its return value must not show the
+	 * trampoline); its declaration is deprecated */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 	PD_SYMS(PD_LOOKUP)
+#pragma GCC diagnostic pop
 #undef PD_LOOKUP
 }
 
@@ -78,6 +83,7 @@ static void atfork_child(void)
 {
 	pd_session_atfork_child();
 	pd_ring_atfork_child();
+	pd_signal_atfork_child();
 	pd_poll_atfork_child();
 }
 

@@ -158,6 +158,14 @@ int pd_conn_queued(struct pd_conn *c, bool inq, int kernel);
 void pd_conn_lowat_read(struct pd_conn *c, int fd, bool first); /* SO_RCVLOWAT from the kernel socket */
 void pd_conn_wait_forget(struct pd_conn *c);   /* drop it from this thread's waiting set */
 void pd_ring_atfork_child(void);
+
+/* ---- signal dispositions (signal.c) ---- */
+void pd_signal_atfork_child(void);
+/* A blocking wait: pd_sig_wait_begin right before it sleeps; when the sleep
+ * ends in EINTR, pd_sig_wait_restarts says whether the socket call would
+ * have been restarted by the handlers that ran (the socket's timeout aside). */
+void pd_sig_wait_begin(void);
+bool pd_sig_wait_restarts(void);
 void pd_poll_atfork_child(void);
 
 /* ---- readiness (epoll.c, poll.c) ---- */

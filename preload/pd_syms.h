@@ -1,7 +1,7 @@
 /* The interposition table: every libc symbol the shim defines, once.
  * X(return type, name, (parameters), (argument names)).
  * It generates the table of real functions and their dlsym lookups (init.c);
- * test/unit/shim-exports.test.ts checks the exported dynamic symbols of
+ * test/shim/exports.test.ts checks the exported dynamic symbols of
  * libpd.so against this list, so a hook can neither be missing nor extra. */
 #ifndef PD_SYMS_H
 #define PD_SYMS_H
@@ -57,6 +57,14 @@
 	X(int, epoll_ctl, (int epfd, int op, int fd, struct epoll_event *ev), (epfd, op, fd, ev)) \
 	X(int, epoll_wait, (int epfd, struct epoll_event *ev, int max, int timeout), (epfd, ev, max, timeout)) \
 	X(int, epoll_pwait, (int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask), (epfd, ev, max, timeout, mask)) \
-	X(int, epoll_pwait2, (int epfd, struct epoll_event *ev, int max, const struct timespec *ts, const sigset_t *mask), (epfd, ev, max, ts, mask))
+	X(int, epoll_pwait2, (int epfd, struct epoll_event *ev, int max, const struct timespec *ts, const sigset_t *mask), (epfd, ev, max, ts, mask)) \
+	X(int, sigaction, (int sig, const struct sigaction *act, struct sigaction *oact), (sig, act, oact)) \
+	X(int, __sigaction, (int sig, const struct sigaction *act, struct sigaction *oact), (sig, act, oact)) \
+	X(__sighandler_t, signal, (int sig, __sighandler_t h), (sig, h)) \
+	X(__sighandler_t, bsd_signal, (int sig, __sighandler_t h), (sig, h)) \
+	X(__sighandler_t, ssignal, (int sig, __sighandler_t h), (sig, h)) \
+	X(__sighandler_t, sysv_signal, (int sig, __sighandler_t h), (sig, h)) \
+	X(__sighandler_t, __sysv_signal, (int sig, __sighandler_t h), (sig, h)) \
+	X(__sighandler_t, sigset, (int sig, __sighandler_t h), (sig, h))
 
 #endif

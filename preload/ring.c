@@ -54,21 +54,15 @@ static int sock_timeout_ms(struct pd_conn *c, int opt)
 }
 
 /* A wait interrupted by a signal: does TCP return EINTR here, or restart?
- * The kernel restarts a socket call when the handler has SA_RESTART and the
- * socket has no timeout for that direction (signal(7)). Which signal fired
- * is not known here, so: EINTR when the socket has a timeout, or when any
- * handler is installed without SA_RESTART; else restart. Runs only on the
- * rare interrupted wait. */
+ * The kernel restarts a socket call when the handler that ran has
+ * SA_RESTART and the socket has no timeout for that direction (signal(7)).
+ * signal.c wraps the application's handlers and tells which ones ran on this
+ * thread during the sleep (pd_sig_wait_begin before it); see there for the
+ * handlers it cannot see. Runs only on the rare interrupted wait. */
 static bool eintr_returns(struct pd_conn *c, int timeo_opt)
 {
 	if (sock_timeout_ms(c, timeo_opt) >= 0) return true;
-	for (int sig = 1; sig < NSIG; sig++) {
-		struct sigaction sa;
-		if (sigaction(sig, NULL, &sa) < 0) continue;
-		if (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN) continue;
-		if (!(sa.sa_flags & SA_RESTART)) return true;
-	}
-	return false;
+	return !pd_sig_wait_restarts();
 }
 
 /* ---- copies between iovecs and a ring ---- */
@@ -419,10 +413,11 @@ static int doorbell_wait(struct pd_conn *c, bool rx, bool (*ready)(struct pd_con
 			uint64_t el = (pd_now_ns() - start) / 1000000u;
 			t = el >= (uint64_t)timeout ? 0 : timeout - (int)el;
 		}
+		pd_sig_wait_begin();
 		r = pd_real.epoll_wait(ep, ev, 8, t);
 		if (r < 0) {
-			if (errno == EINTR && !eintr_returns(c, timeo_opt)) continue;
 			e = errno;
+			if (e == EINTR && !eintr_returns(c, timeo_opt)) continue;
 			break;
 		}
 		if (r == 0) break; /* the socket's timeout */

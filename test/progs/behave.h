@@ -1228,6 +1228,182 @@ static void eintr_restart_mixed_srv(int fd) {
   set_handler(SIGUSR1, on_sigusr1, 0);
   eintr_recv(fd, SA_RESTART, false);
 }
+/* signal() (glibc: BSD semantics, SA_RESTART) on SIGALRM, sigaction without
+ * SA_RESTART on SIGUSR1: a recv interrupted by SIGUSR1 returns EINTR, the
+ * next one, interrupted by SIGALRM, restarts and gets the data. Before that,
+ * every disposition reads back as the program set it (handler, flags, mask;
+ * from sigaction's oldact, the return value of signal(), sysv_signal() and
+ * sigset(), whose signal mask changes hold too), an SA_SIGINFO
+ * handler gets its siginfo, and an SA_RESETHAND one reads back as SIG_DFL
+ * after it ran. */
+static volatile sig_atomic_t n_usr2, usr2_info_ok, n_hup;
+static void on_sigusr2_info(int s, siginfo_t *si, void *uc) {
+  (void)uc;
+  n_usr2++;
+  usr2_info_ok = s == SIGUSR2 && si && si->si_signo == SIGUSR2 && si->si_code == SI_TKILL && si->si_pid == getpid();
+}
+static void on_sighup(int s) { (void)s; n_hup++; }
+
+static const char *hname(void *h) {
+  if (h == (void *)SIG_DFL) return "SIG_DFL";
+  if (h == (void *)SIG_IGN) return "SIG_IGN";
+  if (h == (void *)SIG_ERR) return "SIG_ERR";
+  if (h == (void *)SIG_HOLD) return "SIG_HOLD";
+  if (h == (void *)on_sigalrm) return "on_sigalrm";
+  if (h == (void *)on_sigusr1) return "on_sigusr1";
+  if (h == (void *)on_sigusr2_info) return "on_sigusr2_info";
+  if (h == (void *)on_sighup) return "on_sighup";
+  return "another function";
+}
+
+static const char *saflags(int f) {
+  static __thread char b[160];
+  static const struct { int bit; const char *name; } names[] = {
+      {SA_RESTART, "RESTART"},   {SA_SIGINFO, "SIGINFO"},     {SA_RESETHAND, "RESETHAND"}, {SA_NODEFER, "NODEFER"},
+      {SA_ONSTACK, "ONSTACK"},   {SA_NOCLDSTOP, "NOCLDSTOP"}, {SA_NOCLDWAIT, "NOCLDWAIT"},
+  };
+  b[0] = 0;
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    if (!(f & names[i].bit)) continue;
+    if (b[0]) strcat(b, "|");
+    strcat(b, names[i].name);
+    f &= ~names[i].bit;
+  }
+  /* the rest as a number (glibc reports its SA_RESTORER too) */
+  if (f) snprintf(b + strlen(b), sizeof b - strlen(b), "%s0x%x", b[0] ? "|" : "", (unsigned)f);
+  if (!b[0]) strcpy(b, "0");
+  return b;
+}
+
+static void trace_sa(const char *label, const struct sigaction *sa) {
+  char m[200];
+  m[0] = 0;
+  for (int s = 1; s < NSIG; s++)
+    if (sigismember(&sa->sa_mask, s) == 1) snprintf(m + strlen(m), sizeof m - strlen(m), "%s%d", m[0] ? "," : "", s);
+  void *h = (sa->sa_flags & SA_SIGINFO) ? (void *)sa->sa_sigaction : (void *)sa->sa_handler;
+  T("  %s: handler %s, flags %s, mask {%s}", label, hname(h), saflags(sa->sa_flags), m);
+}
+
+/* sigaction(sig, NULL, &old), traced */
+static void trace_action(int sig, const char *name) {
+  struct sigaction old;
+  memset(&old, 0, sizeof old);
+  char label[64];
+  snprintf(label, sizeof label, "sigaction(%s, NULL, &old)", name);
+  if (TR(label, sigaction(sig, NULL, &old)) == 0) trace_sa("old", &old);
+}
+
+/* one signal to the process after ms milliseconds (a POSIX timer: SIGALRM's
+ * interval timer is the other one) */
+static void signal_after_ms(int sig, unsigned ms) {
+  struct sigevent sev;
+  memset(&sev, 0, sizeof sev);
+  sev.sigev_notify = SIGEV_SIGNAL;
+  sev.sigev_signo = sig;
+  timer_t t;
+  if (timer_create(CLOCK_MONOTONIC, &sev, &t) < 0) die("timer_create: %s", strerror(errno));
+  struct itimerspec its = {.it_value = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L}};
+  if (timer_settime(t, 0, &its, NULL) < 0) die("timer_settime: %s", strerror(errno));
+}
+
+static void eintr_signal_mixed_srv(int fd) {
+  unsigned char b[100];
+  T("signal(SIGALRM, on_sigalrm) returned %s", hname((void *)signal(SIGALRM, on_sigalrm)));
+  trace_action(SIGALRM, "SIGALRM");
+  T("signal(SIGALRM, SIG_IGN) returned %s", hname((void *)signal(SIGALRM, SIG_IGN)));
+  T("signal(SIGALRM, on_sigalrm) returned %s", hname((void *)signal(SIGALRM, on_sigalrm)));
+  set_handler(SIGUSR1, on_sigusr1, 0);
+  trace_action(SIGUSR1, "SIGUSR1");
+  struct sigaction sa, old;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = on_sigusr2_info;
+  sa.sa_flags = SA_SIGINFO | SA_RESETHAND | SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaddset(&sa.sa_mask, SIGUSR1);
+  memset(&old, 0, sizeof old);
+  if (TR("sigaction(SIGUSR2, SA_SIGINFO|SA_RESETHAND|SA_RESTART, mask {SIGUSR1}, &old)", sigaction(SIGUSR2, &sa, &old)) == 0)
+    trace_sa("old", &old);
+  trace_action(SIGUSR2, "SIGUSR2");
+  TR("raise(SIGUSR2)", raise(SIGUSR2));
+  T("  SIGUSR2 handled: %d, its siginfo right: %s", (int)n_usr2, yn(usr2_info_ok));
+  trace_action(SIGUSR2, "SIGUSR2");
+  /* replacing a handler gives the previous one back in oldact */
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_sigusr1;
+  sigemptyset(&sa.sa_mask);
+  sigaddset(&sa.sa_mask, SIGHUP);
+  memset(&old, 0, sizeof old);
+  if (TR("sigaction(SIGUSR1, on_sigusr1, no SA_RESTART, mask {SIGHUP}, &old)", sigaction(SIGUSR1, &sa, &old)) == 0)
+    trace_sa("old", &old);
+  trace_action(SIGUSR1, "SIGUSR1");
+  T("sysv_signal(SIGHUP, on_sighup) returned %s", hname((void *)sysv_signal(SIGHUP, on_sighup)));
+  trace_action(SIGHUP, "SIGHUP");
+  T("signal(SIGHUP, SIG_DFL) returned %s", hname((void *)signal(SIGHUP, SIG_DFL)));
+  trace_action(SIGHUP, "SIGHUP");
+  /* sigset (XSI, deprecated) also blocks and unblocks the signal */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  T("sigset(SIGHUP, on_sighup) returned %s", hname((void *)sigset(SIGHUP, on_sighup)));
+  trace_action(SIGHUP, "SIGHUP");
+  T("sigset(SIGHUP, SIG_HOLD) returned %s", hname((void *)sigset(SIGHUP, SIG_HOLD)));
+  sigset_t cur;
+  sigprocmask(SIG_SETMASK, NULL, &cur);
+  T("  SIGHUP blocked: %s", yn(sigismember(&cur, SIGHUP) == 1));
+  T("sigset(SIGHUP, SIG_HOLD) again returned %s", hname((void *)sigset(SIGHUP, SIG_HOLD)));
+  T("sigset(SIGHUP, SIG_DFL) returned %s", hname((void *)sigset(SIGHUP, SIG_DFL)));
+  sigprocmask(SIG_SETMASK, NULL, &cur);
+  T("  SIGHUP blocked: %s", yn(sigismember(&cur, SIGHUP) == 1));
+  trace_action(SIGHUP, "SIGHUP");
+  T("sigset(SIGHUP, on_sighup) returned %s", hname((void *)sigset(SIGHUP, on_sighup)));
+  T("sigset(SIGHUP, SIG_DFL) returned %s", hname((void *)sigset(SIGHUP, SIG_DFL)));
+#pragma GCC diagnostic pop
+
+  n_alarm = n_usr1 = 0;
+  side_put('r');
+  signal_after_ms(SIGUSR1, 100);
+  long n = TR("recv(100), SIGUSR1 (sigaction, no SA_RESTART) after 100 ms", recv(fd, b, sizeof b, 0));
+  T("  SIGUSR1 handled: %d", (int)n_usr1);
+  struct rx r;
+  rx_init(&r, 36, 0);
+  if (n > 0) rx_add(&r, b, (size_t)n);
+  if (n < 0) {
+    alarm_ms(100);
+    n = TR("recv(100), SIGALRM (signal(), SA_RESTART) after 100 ms, data after 700 ms", recv(fd, b, sizeof b, 0));
+    T("  SIGALRM handled: %d", (int)n_alarm);
+    if (n > 0) rx_add(&r, b, (size_t)n);
+  }
+  T("%s", rx_verdict(&r));
+}
+
+/* Signals go to one thread: another thread runs a handler without
+ * SA_RESTART while this one sleeps in recv, then this one is interrupted by
+ * a handler with SA_RESTART: its recv restarts. */
+static void *eintr_kicker(void *arg) {
+  pthread_t main_thread = *(pthread_t *)arg;
+  sleep_ms(100);
+  pthread_kill(pthread_self(), SIGUSR1);
+  sleep_ms(100);
+  pthread_kill(main_thread, SIGALRM);
+  return NULL;
+}
+static void eintr_thread_mixed_srv(int fd) {
+  unsigned char b[100];
+  set_handler(SIGALRM, on_sigalrm, SA_RESTART);
+  set_handler(SIGUSR1, on_sigusr1, 0);
+  n_alarm = n_usr1 = 0;
+  pthread_t self = pthread_self(), t;
+  side_put('r');
+  if (pthread_create(&t, NULL, eintr_kicker, &self) != 0) die("pthread_create");
+  long n = TR("recv(100); another thread handles SIGUSR1 (no SA_RESTART) after 100 ms, this one SIGALRM "
+              "(SA_RESTART) after 200 ms, data after 700 ms", recv(fd, b, sizeof b, 0));
+  pthread_join(t, NULL);
+  T("  SIGUSR1 handled: %d, SIGALRM handled: %d", (int)n_usr1, (int)n_alarm);
+  if (n < 0) n = TR("recv(100) again", recv(fd, b, sizeof b, 0));
+  struct rx r;
+  rx_init(&r, 36, 0);
+  if (n > 0) rx_add(&r, b, (size_t)n);
+  T("%s", rx_verdict(&r));
+}
 static void eintr_restart_srv(int fd) { eintr_recv(fd, SA_RESTART, false); }
 static void eintr_restart_timeo_srv(int fd) { eintr_recv(fd, SA_RESTART, true); }
 
@@ -2189,6 +2365,8 @@ static const struct scen scenarios[] = {
     {"eintr-restart", eintr_restart_srv, eintr_cli, 0},
     {"eintr-restart-timeo", eintr_restart_timeo_srv, eintr_cli, 0},
     {"eintr-restart-mixed", eintr_restart_mixed_srv, eintr_cli, 0},
+    {"eintr-signal-mixed", eintr_signal_mixed_srv, eintr_cli, 0},
+    {"eintr-thread-mixed", eintr_thread_mixed_srv, eintr_cli, 0},
     {"eintr-poll", eintr_poll_srv, eintr_cli, 0},
     {"eintr-send", eintr_send_srv, eintr_send_cli, 0},
     {"rcvlowat", rcvlowat_srv, rcvlowat_cli, 0},

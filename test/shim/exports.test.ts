@@ -1,5 +1,6 @@
 // Checks that libpd.so exports exactly the symbols of its interposition
-// table (preload/pd_syms.h): no hook missing, none defined outside the table.
+// table (preload/pd_syms.h): no hook missing, none defined outside the table,
+// and that the table holds the data, readiness and signal-disposition calls.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -27,6 +28,15 @@ describe('interposition table', () => {
     const names = tableNames();
     for (const n of ['read', 'write', 'recv', 'send', 'recvmsg', 'sendmsg', 'readv', 'writev', 'accept4',
       'connect', 'close', 'dup2', '__read_chk', '__recv_chk', '__recvfrom_chk', '__poll_chk']) {
+      expect(names).toContain(n);
+    }
+  });
+
+  it('lists every libc entry point that installs a signal handler', () => {
+    // glibc's signal() family calls its internal sigaction, not through the
+    // PLT: each must be interposed for the shim to see (and wrap) the handler
+    const names = tableNames();
+    for (const n of ['sigaction', '__sigaction', 'signal', 'bsd_signal', 'ssignal', 'sysv_signal', '__sysv_signal', 'sigset']) {
       expect(names).toContain(n);
     }
   });
