@@ -135,6 +135,12 @@ PD_NO_TSAN static void sig_tramp(int sig, siginfo_t *si, void *uc)
 	else r->fn.handler(sig);
 }
 
+/* This thread holds sig_lock: a hook entered again from inside the real
+ * function it called (a sanitizer's signal() calls sigaction, which
+ * resolves to ours) passes straight through; the outer hook does the
+ * wrapping after. */
+static __thread int sig_locked;
+
 PD_NO_TSAN static void lock(sigset_t *old)
 {
 	sigset_t all;
@@ -144,10 +150,12 @@ PD_NO_TSAN static void lock(sigset_t *old)
 		if (i < 100) pd_cpu_relax();
 		else sched_yield();
 	}
+	sig_locked = 1;
 }
 
 PD_NO_TSAN static void unlock(const sigset_t *old)
 {
+	sig_locked = 0;
 	__atomic_store_n(&sig_lock, 0, __ATOMIC_RELEASE);
 	pthread_sigmask(SIG_SETMASK, old, NULL);
 }
@@ -215,7 +223,7 @@ PD_NO_TSAN static void translate(struct sigaction *oa, const struct sig_rec *r)
 PD_NO_TSAN static int do_sigaction(int (*real)(int, const struct sigaction *, struct sigaction *), int sig,
 			const struct sigaction *act, struct sigaction *oact)
 {
-	if (!ours(sig)) return real(sig, act, oact);
+	if (!ours(sig) || sig_locked) return real(sig, act, oact);
 	int saved = errno;
 	sigset_t om;
 	lock(&om);
@@ -254,7 +262,7 @@ PD_NO_TSAN static int do_sigaction(int (*real)(int, const struct sigaction *, st
  * with every signal blocked changes nothing they see.) */
 PD_NO_TSAN static __sighandler_t do_signal(__sighandler_t (*real)(int, __sighandler_t), int sig, __sighandler_t h)
 {
-	if (!ours(sig)) return real(sig, h);
+	if (!ours(sig) || sig_locked) return real(sig, h);
 	int saved = errno;
 	sigset_t om;
 	lock(&om);
