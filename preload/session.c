@@ -40,6 +40,7 @@ static struct {
 	struct pd_conn *pending;   /* REPORTED connections, by conn_id */
 	struct pd_arena *arenas;
 	bool warned;
+	pid_t pid;                 /* the process that opened the session */
 } S = { .lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1 };
 
 static void close_internal(int *fd)
@@ -121,6 +122,7 @@ static int session_open_locked(void)
 		return -ENOTCONN;
 	}
 	S.fd = fd;
+	S.pid = getpid();
 	struct pd_msg_hello h = { 0 };
 	msg_hdr(&h.hdr, PD_MSG_HELLO, sizeof h);
 	h.proto_version = PD_PROTO_VERSION;
@@ -673,6 +675,10 @@ struct exec_save {
 	char *s;
 	size_t len, cap;
 	bool bad;
+	bool foreign; /* not the session's process: a vfork child (memory shared with its parent) */
+	bool unlocked; /* the session lock was let go already (foreign) */
+	uint64_t *held; /* serials of the connections the new image inherits an fd of */
+	int nheld, capheld;
 	int *cleared; /* fds whose FD_CLOEXEC we cleared: restored if execve fails */
 	int ncleared, capcleared;
 };
@@ -725,6 +731,11 @@ static void save_conn(struct pd_conn *c, void *arg)
 	int st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
 	if (st == PD_CS_TCP && !c->reported) return; /* nothing to carry: the new image sees a plain socket */
 	if (st == PD_CS_CONNECTING) return;
+	bool held = false;
+	for (int i = 0; i < x->nheld && !held; i++) held = x->held[i] == c->serial;
+	/* closed by the exec: only a connection of this process alone needs
+	 * the new image to close its ends (a shared one goes on in the other) */
+	if (!held && (__atomic_load_n(&c->forked, __ATOMIC_RELAXED) || x->foreign)) return;
 	uint64_t arena_id = 0, arena_size = 0;
 	uint32_t ring = 0, slot = 0;
 	bool has_slot = (st == PD_CS_ASSIGNED || st == PD_CS_ATTACHED) && c->slot && c->arena;
@@ -741,6 +752,9 @@ static void save_conn(struct pd_conn *c, void *arg)
 	} else if (st == PD_CS_ASSIGNED || st == PD_CS_ATTACHED) {
 		return;
 	}
+	/* A vfork child's connections are its parent's objects (no atfork ran):
+	 * from now on two processes share them, as after fork(). */
+	if (x->foreign && has_slot) __atomic_store_n(&c->forked, true, __ATOMIC_RELAXED);
 	unsigned flags = (unsigned)c->tx_switched | (unsigned)c->rx_sw_seen << 1 | (unsigned)c->rx_ring << 2 |
 			 (unsigned)c->rx_eof << 3 | (unsigned)c->rx_fin << 4 | (unsigned)c->wr_shut << 5 |
 			 (unsigned)c->rd_shut << 6 | (unsigned)c->forked << 7 | (unsigned)c->reported << 8;
@@ -759,6 +773,17 @@ static void save_fd(int fd, struct pd_conn *c, void *arg)
 	int fl = pd_real.fcntl(fd, F_GETFD);
 	if (fl < 0 || (fl & FD_CLOEXEC)) return; /* closed by the exec */
 	xs_printf(x, "f %d %llu;", fd, (unsigned long long)c->serial);
+	if (x->nheld == x->capheld) {
+		int cap = x->capheld ? x->capheld * 2 : 16;
+		uint64_t *v = realloc(x->held, (size_t)cap * sizeof *v);
+		if (!v) {
+			x->bad = true;
+			return;
+		}
+		x->held = v;
+		x->capheld = cap;
+	}
+	x->held[x->nheld++] = c->serial;
 }
 
 /* Called by the exec hooks with the environment the new image gets. Returns
@@ -770,20 +795,26 @@ char *pd_session_exec_save(void **token)
 	pthread_mutex_lock(&S.lock);
 	/* Without a session (a fork child: the session was the parent's) the
 	 * connections still go on: their rings need no controller. */
-	bool open = S.state == SS_OPEN && S.fd >= 0;
+	bool foreign = S.pid != getpid();
+	bool open = S.state == SS_OPEN && S.fd >= 0 && !foreign; /* a vfork child leaves the session to its parent */
 	struct exec_save *x = calloc(1, sizeof *x);
 	if (!x) {
 		pthread_mutex_unlock(&S.lock);
 		return NULL;
 	}
+	x->foreign = foreign;
 	xs_printf(x, "PD_EXEC_STATE=1;s %d %llu;", open ? S.fd : -1, (unsigned long long)S.next_id);
 	if (open) xs_keep(x, S.fd);
 	size_t header = x->len;
-	pd_conn_foreach(save_conn, x);
 	pd_fd_foreach(save_fd, x);
+	pd_conn_foreach(save_conn, x);
 	if (x->bad || (!open && x->len == header)) {
 		pd_session_exec_done(x, true);
 		return NULL;
+	}
+	if (foreign) { /* a vfork child: its lock would stay taken in the parent's memory after the exec */
+		x->unlocked = true;
+		pthread_mutex_unlock(&S.lock);
 	}
 	*token = x;
 	return x->s;
@@ -799,10 +830,12 @@ void pd_session_exec_done(void *token, bool failed)
 			int fl = pd_real.fcntl(x->cleared[i], F_GETFD);
 			if (fl >= 0) pd_real.fcntl(x->cleared[i], F_SETFD, fl | FD_CLOEXEC);
 		}
+	bool unlocked = x->unlocked;
 	free(x->cleared);
+	free(x->held);
 	free(x->s);
 	free(x);
-	pthread_mutex_unlock(&S.lock);
+	if (!unlocked) pthread_mutex_unlock(&S.lock);
 }
 
 static void cloexec(int fd)

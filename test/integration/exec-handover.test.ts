@@ -1,4 +1,4 @@
-// Checks: an upgraded connection inherited across execve keeps working in the new image, on its ring: the client (test/progs/exec_cont.c) writes 64 KiB, executes itself without reading their echo, and the new image reads the owed echo and 4 MiB more, every byte verified (none lost, none twice, in order); `pd status` shows the connection still on the ring with ring bytes grown in both directions after the exec. The same with fork + exec in the child (the parent closes its copy). On plain kernel TCP the program does the same, as the reference.
+// Checks: an upgraded connection inherited across execve keeps working in the new image, on its ring: the client (test/progs/exec_cont.c) writes 64 KiB, executes itself without reading their echo, and the new image reads the owed echo and 4 MiB more, every byte verified (none lost, none twice, in order); `pd status` shows the connection still on the ring with ring bytes grown in both directions after the exec. The same with fork or vfork + exec in the child (the parent closes its copy, and that close must not end the child's connection). On plain kernel TCP the program does the same, as the reference.
 import path from 'node:path';
 import { expect, it } from 'vitest';
 import { startServer } from '../helpers/echo.js';
@@ -14,13 +14,15 @@ const pd = setupPdTest([EXEC_CONT]);
 const OWED = 64 * 1024;
 const AFTER = 64 * 64 * 1024;
 
-for (const fork of [false, true]) {
+const HOW = { exec: [], 'fork, then exec in the child': ['--fork'], 'vfork, then exec in the child': ['--vfork'] };
+
+for (const [how, flag] of Object.entries(HOW)) {
   for (const pdrun of [true, false]) {
-    const name = `${fork ? 'fork, then exec in the child' : 'exec'}${pdrun ? '' : ' (plain kernel TCP, the reference)'}`;
+    const name = `${how}${pdrun ? '' : ' (plain kernel TCP, the reference)'}`;
     it(`${name}: the connection goes on, every byte verified${pdrun ? ', on the ring' : ''}`, async () => {
       const opts = pdrun ? { pdrun: true, env: pd().env } : {};
       const server = await startServer(['--max-conns', '1'], opts);
-      const args = ['127.0.0.1', String(server.port), ...(fork ? ['--fork'] : [])];
+      const args = ['127.0.0.1', String(server.port), ...flag];
       const proc = spawnProc(EXEC_CONT, args, { ...opts, stdinPipe: true, name: `exec_cont ${name}` });
       const local = (await proc.waitStdout(/^connected (\S+)\n/, 20_000))[1]!;
       let pings = 0;

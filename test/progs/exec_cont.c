@@ -1,6 +1,6 @@
 /* exec_cont: an upgraded connection goes on across execve.
  *
- *   exec_cont HOST PORT [--fork]
+ *   exec_cont HOST PORT [--fork | --vfork]
  *   exec_cont --continue FD WRITTEN READ      (the image after the exec)
  *
  * Connects to an echo server, prints "connected <local addr>", then takes
@@ -9,8 +9,8 @@
  *          echo back and verifies it; answers "pong <n>"
  *   exec   writes 64 KiB more and, without reading their echo, executes
  *          itself with --continue (the socket is inherited: no CLOEXEC).
- *          With --fork, a child does the exec and the parent closes its copy
- *          and waits for it, exiting with its status.
+ *          With --fork (or --vfork), a child does the exec and the parent
+ *          closes its copy and waits for it, exiting with its status.
  * The new image reads the echo it is owed (verified: no byte lost, none
  * twice, in order), then echoes 4 MiB more in 64 KiB rounds, verified, and
  * prints "continued <local addr> <bytes verified>"; it exits 0 at "quit" (or
@@ -72,9 +72,9 @@ int main(int argc, char **argv) {
   watchdog(60);
   if (argc == 5 && !strcmp(argv[1], "--continue"))
     return continue_after_exec((int)parse_size(argv[2]), parse_size(argv[3]), parse_size(argv[4]));
-  if (argc < 3 || argc > 4 || (argc == 4 && strcmp(argv[3], "--fork")))
-    die("usage: exec_cont HOST PORT [--fork] | exec_cont --continue FD WRITTEN READ");
-  bool do_fork = argc == 4;
+  if (argc < 3 || argc > 4 || (argc == 4 && strcmp(argv[3], "--fork") && strcmp(argv[3], "--vfork")))
+    die("usage: exec_cont HOST PORT [--fork | --vfork] | exec_cont --continue FD WRITTEN READ");
+  bool do_fork = argc == 4, do_vfork = do_fork && !strcmp(argv[3], "--vfork");
   struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)parse_size(argv[2]))};
   if (inet_pton(AF_INET, argv[1], &sa.sin_addr) != 1) die("bad IPv4 address %s", argv[1]);
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -102,8 +102,12 @@ int main(int argc, char **argv) {
     snprintf(a_w, sizeof a_w, "%llu", (unsigned long long)(off + CHUNK));
     snprintf(a_r, sizeof a_r, "%llu", (unsigned long long)off);
     if (do_fork) {
-      pid_t pid = fork();
+      pid_t pid = do_vfork ? vfork() : fork();
       if (pid < 0) die("fork: %s", strerror(errno));
+      if (pid == 0 && do_vfork) { /* a vfork child may only exec or _exit */
+        execl("/proc/self/exe", "exec_cont", "--continue", a_fd, a_w, a_r, (char *)NULL);
+        _exit(127);
+      }
       if (pid > 0) {
         close(fd);
         int st;
