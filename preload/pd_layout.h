@@ -51,7 +51,9 @@ struct pd_dir_ctrl {
 	uint8_t _pad0[36];
 	uint64_t tail; /* free-running count of bytes consumed from the ring */
 	uint32_t rd_closed; /* 1 once the receiver will read no more (its last reference closed) */
-	uint8_t _pad1[52];
+	uint32_t rx_owner; /* reader lock between the processes sharing the receiving end after fork() (0 = free) */
+	uint64_t rx_tcp_bytes; /* bytes the receiver has read by TCP (published at attach, added to by every TCP read after it, by all processes sharing the end) */
+	uint8_t _pad1[40];
 	uint32_t reader_armed; /* threads of the receiver asleep (or about to sleep) waiting for data */
 	uint32_t writer_armed; /* threads of the sender asleep (or about to sleep) waiting for space */
 	uint8_t _pad2[120];
@@ -64,6 +66,8 @@ _Static_assert(offsetof(struct pd_dir_ctrl, wr_closed) == 20, "pd_dir_ctrl.wr_cl
 _Static_assert(offsetof(struct pd_dir_ctrl, tx_owner) == 24, "pd_dir_ctrl.tx_owner");
 _Static_assert(offsetof(struct pd_dir_ctrl, tail) == 64, "pd_dir_ctrl.tail");
 _Static_assert(offsetof(struct pd_dir_ctrl, rd_closed) == 72, "pd_dir_ctrl.rd_closed");
+_Static_assert(offsetof(struct pd_dir_ctrl, rx_owner) == 76, "pd_dir_ctrl.rx_owner");
+_Static_assert(offsetof(struct pd_dir_ctrl, rx_tcp_bytes) == 80, "pd_dir_ctrl.rx_tcp_bytes");
 _Static_assert(offsetof(struct pd_dir_ctrl, reader_armed) == 128, "pd_dir_ctrl.reader_armed");
 _Static_assert(offsetof(struct pd_dir_ctrl, writer_armed) == 132, "pd_dir_ctrl.writer_armed");
 

@@ -161,8 +161,17 @@ static bool rx_ready(struct pd_conn *c)
 	if (slot_reset(c)) return true;
 	/* before the switch is seen, the switch itself is news; after it, the
 	 * remaining TCP bytes arrive on the socket, which wait_rx polls */
-	if (!c->rx_ring) return !c->rx_sw_seen && pd_load_acquire(&c->rxd->switched) != 0;
-	return pd_load_acquire(&c->rxd->head) - c->rx_tail >= c->rx_need || pd_load_acquire(&c->rxd->wr_closed);
+	if (!c->rx_ring) {
+		if (!c->rx_sw_seen) return pd_load_acquire(&c->rxd->switched) != 0;
+		/* shared after fork(): the other process may have read the last
+		 * TCP bytes (it rings our doorbell when it does, rx_tcp_count) */
+		return PD_UNLIKELY(c->forked) &&
+		       pd_load_relaxed(&c->rxd->rx_tcp_bytes) >= pd_load_relaxed(&c->rxd->tx_tcp_bytes);
+	}
+	/* shared after fork(): our private tail is stale once the other
+	 * process consumed; the shared one says what is left */
+	uint64_t t = PD_UNLIKELY(c->forked) ? pd_load_acquire(&c->rxd->tail) : c->rx_tail;
+	return pd_load_acquire(&c->rxd->head) - t >= c->rx_need || pd_load_acquire(&c->rxd->wr_closed);
 }
 
 /* The peer will never read again: it closed its last fd, or the controller
@@ -331,10 +340,13 @@ void pd_conn_wait_forget(struct pd_conn *c)
 	if (ws.c == c && ws.ep >= 0) ws_unbind();
 }
 
+static uint32_t self_pid; /* the lock owner id (below) */
+
 /* fork child: the thread's set is the parent's instance (shared): start a
  * new one on first need. */
 void pd_ring_atfork_child(void)
 {
+	__atomic_store_n(&self_pid, 0, __ATOMIC_RELAXED); /* the parent's pid */
 	if (ws.ep >= 0) {
 		pd_fd_set_kind(ws.ep, PD_FK_UNKNOWN);
 		pd_real.close(ws.ep);
@@ -496,36 +508,66 @@ static void raise_sigpipe(int flags)
 	if (!(flags & MSG_NOSIGNAL)) pthread_kill(pthread_self(), SIGPIPE);
 }
 
-/* After fork() both processes may write the same upgraded socket, as TCP
- * allows. The ring has one producer: forked writers take tx_owner in the
- * slot around each chunk and resync their private head from the shared one.
- * (A connection not yet switched at the fork stays on TCP for sending:
- * the two processes' TCP byte counts would disagree.) */
-static bool fork_tx_lock(struct pd_conn *c)
+/* ---- the locks of a connection shared by processes after fork() ----
+ *
+ * After fork() both processes may write, and read, the same upgraded
+ * socket, as TCP allows. A ring has one producer and one consumer: the
+ * processes sharing an end take a lock word in the slot (tx_owner around
+ * each chunk written, rx_owner around each consume) and resync their private
+ * index from the shared one. Only connections marked forked take them: a
+ * process that never forked pays one not-taken branch. The word holds the
+ * owner's pid (cached: getpid() is a system call), for debugging only. */
+
+/* self_pid: atomic; 0 = not read yet (and in a fork child) */
+static uint32_t lock_owner_id(void)
 {
-	uint32_t me = (uint32_t)getpid();
+	uint32_t p = __atomic_load_n(&self_pid, __ATOMIC_RELAXED);
+	if (PD_UNLIKELY(!p)) {
+		p = (uint32_t)getpid();
+		__atomic_store_n(&self_pid, p, __ATOMIC_RELAXED);
+	}
+	return p;
+}
+
+/* false when the word stayed taken for a second: its holder died holding
+ * it, or the memory was scribbled on; either way the connection cannot go
+ * on (the caller resets it) */
+static bool fork_lock(uint32_t *word)
+{
+	uint32_t me = lock_owner_id();
 	uint64_t give_up = 0;
 	for (int i = 0;; i++) {
 		uint32_t z = 0;
-		if (__atomic_compare_exchange_n(&c->txd->tx_owner, &z, me, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) break;
+		if (__atomic_compare_exchange_n(word, &z, me, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) return true;
 		if (i < 64) {
 			pd_cpu_relax();
 			continue;
 		}
-		/* held for a second: its holder died mid-chunk, or the memory was
-		 * scribbled on; either way the connection cannot go on */
 		uint64_t now = pd_now_ns();
 		if (!give_up) give_up = now + 1000000000ull;
 		else if (now > give_up) return false;
 		sched_yield();
 	}
+}
+
+static void fork_unlock(uint32_t *word)
+{
+	__atomic_store_n(word, 0, __ATOMIC_RELEASE); /* release: our index stores before the next owner's loads */
+}
+
+/* Writers: tx_owner around each chunk, the head resynced under it. (A
+ * connection not yet switched at the fork stays on TCP for sending: the
+ * two processes' TCP byte counts would disagree.) */
+static bool fork_tx_lock(struct pd_conn *c)
+{
+	if (!fork_lock(&c->txd->tx_owner)) return false;
 	c->tx_head = pd_load_acquire(&c->txd->head);
 	return true;
 }
 
 static void fork_tx_unlock(struct pd_conn *c)
 {
-	__atomic_store_n(&c->txd->tx_owner, 0, __ATOMIC_RELEASE);
+	fork_unlock(&c->txd->tx_owner);
 }
 
 static ssize_t ring_send(struct pd_conn *c, const struct iovec *iov, int iovcnt, int flags)
@@ -693,6 +735,53 @@ static void rx_tcp_add(struct pd_conn *c, uint64_t n)
 	__atomic_store_n(&c->rx_tcp, c->rx_tcp + n, __ATOMIC_RELAXED);
 }
 
+/* The same once attached: the count is also published in the slot
+ * (rx_tcp_bytes, stored at attach), where every process sharing the end
+ * after fork() adds what it read, so each knows when the TCP bytes from
+ * before the peer's switch are all read, whoever read them. An add, not a
+ * store: a thread of the parent that was inside this read when another
+ * thread forked does not know yet that the end is shared (one atomic add
+ * beside a recvmsg, and only before the switch). A forked reader that read
+ * the last of them wakes the other process's waiters: their condition
+ * (rx_ready) just became true, and nobody else would ring. */
+static void rx_tcp_count(struct pd_conn *c, uint64_t n)
+{
+	rx_tcp_add(c, n);
+	uint64_t all = __atomic_add_fetch(&c->rxd->rx_tcp_bytes, n, __ATOMIC_RELAXED);
+	if (PD_UNLIKELY(c->forked)) {
+		pd_fence_full(); /* orders the count's add before the armed load */
+		if (pd_load_relaxed(&c->rxd->reader_armed) && pd_load_acquire(&c->rxd->switched) &&
+		    all >= pd_load_relaxed(&c->rxd->tx_tcp_bytes))
+			doorbell(c->efd_rx_self);
+	}
+}
+
+/* TCP bytes read by this end: after fork() by all the processes sharing
+ * it (the slot's count), else our own. Any thread. */
+static uint64_t rx_tcp_read(struct pd_conn *c)
+{
+	if (PD_UNLIKELY(c->forked)) return pd_load_relaxed(&c->rxd->rx_tcp_bytes);
+	return __atomic_load_n(&c->rx_tcp, __ATOMIC_RELAXED);
+}
+
+/* Readers of an end shared after fork() take rx_owner around each consume
+ * (in pd_conn_recv_msg: from the first attempt of a call until it waits or
+ * returns, so a call that needs no wait takes one contiguous piece, as
+ * tcp_recvmsg does under the socket lock) and resync the private tail and
+ * TCP count from the slot under it. Under rx_lock. */
+static bool fork_rx_lock(struct pd_conn *c)
+{
+	if (!fork_lock(&c->rxd->rx_owner)) return false;
+	c->rx_tail = pd_load_acquire(&c->rxd->tail); /* checked against head by ring_recv_once */
+	__atomic_store_n(&c->rx_tcp, pd_load_relaxed(&c->rxd->rx_tcp_bytes), __ATOMIC_RELAXED); /* checked by tcp_recv_once */
+	return true;
+}
+
+static void fork_rx_unlock(struct pd_conn *c)
+{
+	fork_unlock(&c->rxd->rx_owner);
+}
+
 /* One attempt at the TCP part: >0 bytes, 0 EOF, -EAGAIN nothing yet, or -errno. */
 static ssize_t tcp_recv_once(struct pd_conn *c, const struct iovec *iov, int iovcnt, int flags, bool *switched_now)
 {
@@ -719,7 +808,7 @@ static ssize_t tcp_recv_once(struct pd_conn *c, const struct iovec *iov, int iov
 		*switched_now = true;
 		return -EAGAIN;
 	}
-	if (r > 0 && !(flags & MSG_PEEK)) rx_tcp_add(c, (uint64_t)r);
+	if (r > 0 && !(flags & MSG_PEEK)) rx_tcp_count(c, (uint64_t)r);
 	return r;
 }
 
@@ -798,8 +887,12 @@ ssize_t pd_conn_recv_msg(struct pd_conn *c, const struct iovec *iov, int iovcnt,
 		return r;
 	}
 	struct iov_cursor cu = { .iov = iov, .cnt = iovcnt };
+	const bool forked = PD_UNLIKELY(c->forked);
+	bool owner = false;       /* forked: we hold rx_owner */
+	uint64_t peek_tail = 0;   /* forked: the tail a MSG_PEEK of this call started from */
 	if (want == 0) { /* TCP: EAGAIN when nothing is there and the call may not wait */
-		if (nonblock && c->rx_ring && pd_load_acquire(&c->rxd->head) == c->rx_tail &&
+		uint64_t t = forked ? pd_load_acquire(&c->rxd->tail) : c->rx_tail;
+		if (nonblock && c->rx_ring && pd_load_acquire(&c->rxd->head) == t &&
 		    !pd_load_acquire(&c->rxd->wr_closed) && !c->rd_shut)
 			got = -EAGAIN;
 		else if (nonblock && !c->rx_ring)
@@ -820,6 +913,18 @@ ssize_t pd_conn_recv_msg(struct pd_conn *c, const struct iovec *iov, int iovcnt,
 	for (;;) {
 		ssize_t r;
 		bool from_ring = false;
+		if (PD_UNLIKELY(forked) && !owner && !slot_reset(c)) {
+			if (!fork_rx_lock(c)) {
+				if (got == 0) got = conn_reset(c, "the shared reader lock is stuck");
+				break;
+			}
+			owner = true;
+			/* a peek that waited: if the other process consumed meanwhile,
+			 * what it saw is gone; return that (the kernel's tcp_recvmsg
+			 * warns of the race and starts again from the new place) */
+			if ((flags & MSG_PEEK) && got > 0 && c->rx_tail != peek_tail) break;
+			peek_tail = c->rx_tail;
+		}
 		if (slot_reset(c)) {
 			r = -ECONNRESET;
 		} else if (!c->rx_ring) {
@@ -864,6 +969,10 @@ ssize_t pd_conn_recv_msg(struct pd_conn *c, const struct iovec *iov, int iovcnt,
 			break;
 		}
 		uint32_t ev;
+		if (owner) { /* never wait holding the other process up */
+			fork_rx_unlock(c);
+			owner = false;
+		}
 		/* a peek waits for more than it saw; a read for any byte */
 		int w = wait_rx(c, (flags & MSG_PEEK) ? (uint64_t)got + 1 : 1, &ev);
 		if (w < 0) {
@@ -872,6 +981,7 @@ ssize_t pd_conn_recv_msg(struct pd_conn *c, const struct iovec *iov, int iovcnt,
 		}
 		if (ev) c->rx_kcheck = true; /* an edge: kept until the socket is looked at */
 	}
+	if (owner) fork_rx_unlock(c);
 out:
 	pthread_mutex_unlock(&c->rx_lock);
 	return got;
@@ -916,7 +1026,7 @@ static uint64_t rx_tcp_owed(struct pd_conn *c)
 {
 	if (__atomic_load_n(&c->rx_ring, __ATOMIC_RELAXED)) return 0;
 	if (!pd_load_acquire(&c->rxd->switched)) return 0;
-	uint64_t sent = pd_load_relaxed(&c->rxd->tx_tcp_bytes), got = __atomic_load_n(&c->rx_tcp, __ATOMIC_RELAXED);
+	uint64_t sent = pd_load_relaxed(&c->rxd->tx_tcp_bytes), got = rx_tcp_read(c);
 	return sent > got ? sent - got : 0;
 }
 
@@ -1026,7 +1136,7 @@ int pd_conn_queued(struct pd_conn *c, bool inq, int kernel)
 		if (avail > c->ring_size) return kernel;
 		if (!__atomic_load_n(&c->rx_ring, __ATOMIC_RELAXED)) { /* ring bytes follow the TCP bytes: count only those reachable */
 			if (!pd_load_acquire(&c->rxd->switched)) return kernel;
-			uint64_t left = pd_load_relaxed(&c->rxd->tx_tcp_bytes) - __atomic_load_n(&c->rx_tcp, __ATOMIC_RELAXED);
+			uint64_t left = pd_load_relaxed(&c->rxd->tx_tcp_bytes) - rx_tcp_read(c);
 			if ((uint64_t)kernel < left) return kernel; /* TCP bytes still in flight */
 		}
 		uint64_t n = (uint64_t)kernel + avail;

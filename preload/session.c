@@ -560,6 +560,9 @@ void pd_conn_progress(struct pd_conn *c)
 			 * ring write then wakes any epoll_wait already asleep. */
 			pd_conn_lowat_read(c, c->sock, true); /* set before the connection was ours to watch, or inherited from the listener */
 			pd_ep_conn_attached(c);
+			/* the TCP bytes read so far, which every process sharing this
+			 * end after a fork() adds to (ring.c, rx_tcp_count) */
+			pd_store_relaxed(&c->rxd->rx_tcp_bytes, c->rx_tcp);
 			/* release: our private state is set before the peer can see us attached */
 			pd_store_release(c->role == 0 ? &c->slot->attached0 : &c->slot->attached1, 1);
 			__atomic_store_n(&c->state, PD_CS_ATTACHED, __ATOMIC_RELEASE);

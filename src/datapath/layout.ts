@@ -112,6 +112,8 @@ export const DIR_CTRL: StructDef = {
     // consumer line (written by the receiver only)
     ['tail', 'u64', 64, 'free-running count of bytes consumed from the ring'],
     ['rd_closed', 'u32', 72, '1 once the receiver will read no more (its last reference closed)'],
+    ['rx_owner', 'u32', 76, 'reader lock between the processes sharing the receiving end after fork() (0 = free)'],
+    ['rx_tcp_bytes', 'u64', 80, 'bytes the receiver has read by TCP (published at attach, added to by every TCP read after it, by all processes sharing the end)'],
     // wake line (counted up and down by the waiters, read by the waker)
     ['reader_armed', 'u32', 128, 'threads of the receiver asleep (or about to sleep) waiting for data'],
     ['writer_armed', 'u32', 132, 'threads of the sender asleep (or about to sleep) waiting for space'],

@@ -1,4 +1,4 @@
-// Checks: the differential scenarios under the sanitizer builds of the shim, upgraded to the ring: the threaded, fork and descriptor ones under ThreadSanitizer (preload/libpd-tsan.so), the data ones under ASan/UBSan (preload/libpd-asan.so), the signal-handler ones under both; every process ends cleanly with no sanitizer report on stderr.
+// Checks: the differential scenarios under the sanitizer builds of the shim, upgraded to the ring: the threaded, fork (both processes reading too) and descriptor ones under ThreadSanitizer (preload/libpd-tsan.so), the data ones and two processes reading one socket under ASan/UBSan (preload/libpd-asan.so), the signal-handler ones under both; every process ends cleanly with no sanitizer report on stderr.
 import { beforeAll, beforeEach, expect, it } from 'vitest';
 import { BEHAVE, BEHAVE_FORTIFY, requireClean, runScenario, type Program } from '../helpers/diff.js';
 import { SANITIZER_REPORT, SHIM_TSAN, TSAN_REPORT, gccRuntime, makeShim } from '../helpers/ev.js';
@@ -27,12 +27,12 @@ function tsanReports(stderr: string): string[] {
 
 // eintr-*: the shim's signal trampoline (preload/signal.c) runs behind the
 // sanitizer's own signal interceptors
-const TSAN_CASES = ['threads', 'close-while-recv', 'fork-child', 'fork-parent', 'dup', 'nonblock-fcntl', 'epoll-lt',
-  'eintr-thread-mixed', 'eintr-signal-mixed'];
+const TSAN_CASES = ['threads', 'close-while-recv', 'fork-child', 'fork-parent', 'fork-readers-turns', 'fork-readers-race', 'dup',
+  'nonblock-fcntl', 'epoll-lt', 'eintr-thread-mixed', 'eintr-signal-mixed'];
 const ASAN_CASES: [string, Program][] = [
   ['peek', 'c'], ['waitall', 'c'], ['dontwait', 'c'], ['trunc', 'c'], ['iov', 'c'], ['tiny-writes', 'c'],
   ['big-write', 'c'], ['mmsg', 'c'], ['sendfile', 'c'], ['splice', 'c'], ['chk', 'c-fortify'],
-  ['eintr-signal-mixed', 'c'], ['eintr-thread-mixed', 'c'],
+  ['eintr-signal-mixed', 'c'], ['eintr-thread-mixed', 'c'], ['fork-readers-race', 'c'],
 ];
 
 for (const name of TSAN_CASES) {

@@ -43,6 +43,7 @@
 #include <stddef.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/select.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
@@ -2091,6 +2092,320 @@ static void fork_both_cli(int fd) {
   T("read %llu bytes until EOF or 3 s of silence (100 expected); %s", (unsigned long long)got, rx_verdict(&r));
 }
 
+/* fork after the upgrade, both processes READ the socket. TCP gives each
+ * read a disjoint piece of the byte stream, in order, none twice, none
+ * lost, whichever process makes it. Pipes pass the turns and the child's
+ * results to the parent. */
+static void pipe_put_u64(int p[2], uint64_t v) {
+  if (write(p[1], &v, sizeof v) != (ssize_t)sizeof v) die("pipe: %s", strerror(errno));
+}
+static uint64_t pipe_get_u64(int p[2]) {
+  uint64_t v;
+  size_t got = 0;
+  while (got < sizeof v) {
+    ssize_t r = read(p[0], (char *)&v + got, sizeof v - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) die("pipe: %s", r < 0 ? strerror(errno) : "EOF");
+    got += (size_t)r;
+  }
+  return v;
+}
+
+/* Which 50-byte piece of stream 46 (at 300 or at 350) b is: 'A', 'B', or 'X'. */
+static char turns_piece(const unsigned char *b, long n) {
+  unsigned char want[50];
+  if (n != 50) return 'X';
+  stream_fill(46, 300, want, 50);
+  if (!memcmp(b, want, 50)) return 'A';
+  stream_fill(46, 350, want, 50);
+  if (!memcmp(b, want, 50)) return 'B';
+  return 'X';
+}
+
+/* In turns: the peer sends 300 bytes; the parent reads 100, then the child
+ * peeks and reads 120, then the parent reads the last 80; then both block in
+ * recv at once and the peer sends two 50-byte pieces, 100 ms apart: the
+ * reader the first one wakes takes it, the other sleeps on and takes the
+ * second (which one gets which is the scheduler's: only the verdict is
+ * traced); then the peer closes and each sees EOF. */
+static void fork_rd_turns_srv(int fd) {
+  unsigned char b[200];
+  int to_child[2], to_parent[2];
+  gate_open(to_child);
+  gate_open(to_parent);
+  side_put('1');
+  await_bytes(fd, 300);
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid < 0) die("fork: %s", strerror(errno));
+  if (pid == 0) {
+    behave_watchdog(20);
+    gate_wait(to_child);
+    int q = -1;
+    TR("child: ioctl(FIONREAD)", ioctl(fd, FIONREAD, &q));
+    T("child:   %d bytes queued", q);
+    struct rx pr, r;
+    rx_init(&pr, 46, 100);
+    long n = TR("child: recv(10, MSG_PEEK)", recv(fd, b, 10, MSG_PEEK));
+    if (n > 0) rx_add(&pr, b, (size_t)n);
+    T("child:   peeked %s", rx_verdict(&pr));
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    TR("child: poll(POLLIN, 0)", poll(&p, 1, 0));
+    T("child:   revents %s", evs((unsigned)p.revents));
+    rx_init(&r, 46, 100);
+    n = TR("child: recv(120, MSG_WAITALL)", recv(fd, b, 120, MSG_WAITALL));
+    if (n > 0) rx_add(&r, b, (size_t)n);
+    T("child:   %s", rx_verdict(&r));
+    pipe_put_u64(to_parent, n > 0 ? (uint64_t)n : 0);
+    gate_wait(to_child); /* both block now */
+    n = recv(fd, b, 50, MSG_WAITALL);
+    pipe_put_u64(to_parent, (uint64_t)(unsigned char)turns_piece(b, n));
+    gate_wait(to_child); /* the peer closed */
+    TR("child: recv after the peer closed", recv(fd, b, sizeof b, 0));
+    TR("child: close", close(fd));
+    _exit(0);
+  }
+  struct rx r;
+  rx_init(&r, 46, 0);
+  long n = TR("parent: recv(100, MSG_WAITALL)", recv(fd, b, 100, MSG_WAITALL));
+  if (n > 0) rx_add(&r, b, (size_t)n);
+  T("parent:   %s", rx_verdict(&r));
+  uint64_t total = n > 0 ? (uint64_t)n : 0;
+  gate_pass(to_child);
+  total += pipe_get_u64(to_parent); /* the child read its piece */
+  rx_init(&r, 46, 220);
+  n = TR("parent: recv(80, MSG_WAITALL)", recv(fd, b, 80, MSG_WAITALL));
+  if (n > 0) rx_add(&r, b, (size_t)n);
+  T("parent:   %s", rx_verdict(&r));
+  if (n > 0) total += (uint64_t)n;
+  int q = -1;
+  TR("parent: ioctl(FIONREAD)", ioctl(fd, FIONREAD, &q));
+  T("parent:   %d bytes queued", q);
+  TR("parent: recv(MSG_DONTWAIT)", recv(fd, b, sizeof b, MSG_DONTWAIT));
+  T("read in turns: %llu bytes of 300", (unsigned long long)total);
+  /* both block in recv; the peer sends 50, then 50 more */
+  gate_pass(to_child);
+  side_put('2');
+  n = recv(fd, b, 50, MSG_WAITALL);
+  char mine = turns_piece(b, n), theirs = (char)pipe_get_u64(to_parent);
+  T("two blocked readers, two 50-byte pieces: each got one whole piece, none twice: %s",
+    yn(mine != 'X' && theirs != 'X' && mine != theirs));
+  side_put('3');
+  n = TR("parent: recv after the peer closed", recv(fd, b, sizeof b, 0));
+  gate_pass(to_child);
+  int st;
+  waitpid(pid, &st, 0);
+  T("parent: the child exited with %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+  TR("parent: close", close(fd));
+}
+static void fork_rd_turns_cli(int fd) {
+  unsigned char b[300];
+  side_get('1');
+  stream_fill(46, 0, b, 300);
+  TR("write(300)", write(fd, b, 300));
+  side_get('2');
+  sleep_ms(100); /* both readers asleep (not required: the outcome is the same) */
+  stream_fill(46, 300, b, 50);
+  TR("write(50)", write(fd, b, 50));
+  sleep_ms(100); /* the reader that did not get it sleeps again */
+  stream_fill(46, 350, b, 50);
+  TR("write(50)", write(fd, b, 50));
+  side_get('3');
+  TR("close", close(fd));
+}
+
+/* Both processes read at once until EOF: the parent with blocking recv,
+ * MSG_WAITALL and readv of random sizes, the child with poll and
+ * MSG_DONTWAIT (EAGAIN when the parent took what poll saw). Each logs the
+ * bytes it got in shared memory; the parent then checks that the two byte
+ * sequences interleave into exactly the stream that was sent: every byte
+ * once, each process's in stream order. (Bytes, not pieces: a MSG_WAITALL
+ * call that waits lets the other reader in, on TCP as on the ring, so one
+ * call's bytes need not be contiguous in the stream.) The split between the
+ * two is the scheduler's: only totals and verdicts are traced. */
+#define RACE_TOTAL (2u << 20)
+struct race_log {
+  uint64_t bytes;
+  bool eof, overflow, stuck;
+  int err;
+  unsigned char data[RACE_TOTAL];
+};
+static void race_add(struct race_log *lg, const unsigned char *b, size_t n) {
+  if (lg->overflow || lg->bytes + n > RACE_TOTAL) {
+    lg->overflow = true;
+    return;
+  }
+  memcpy(lg->data + lg->bytes, b, n);
+  lg->bytes += n;
+}
+
+/* Is s[0, total) an interleaving of a and b (each in its order)? Walk the
+ * stream; where the next byte of both matches, try one side and remember
+ * the other; a branch point that failed once is not tried again. With
+ * random data a wrong branch dies within a few bytes. */
+struct race_seen {
+  uint64_t *slot;
+  size_t mask, used;
+};
+static bool race_seen_add(struct race_seen *h, uint64_t key) {
+  if (h->used * 2 >= h->mask) return true; /* full: stop remembering (only slower) */
+  size_t k = (size_t)(splitmix64(key) & h->mask);
+  while (h->slot[k]) {
+    if (h->slot[k] == key + 1) return false;
+    k = (k + 1) & h->mask;
+  }
+  h->slot[k] = key + 1;
+  h->used++;
+  return true;
+}
+static bool race_merge(const struct race_log *a, const struct race_log *b, const unsigned char *s, uint64_t total) {
+  if (a->bytes + b->bytes != total) return false;
+  struct frame {
+    uint64_t i, j;
+  };
+  size_t cap = 1024, sp = 0;
+  struct frame *st = malloc(cap * sizeof *st);
+  struct race_seen seen = {.mask = (1u << 20) - 1};
+  seen.slot = calloc(seen.mask + 1, sizeof *seen.slot);
+  if (!st || !seen.slot) die("race: out of memory");
+  bool ok = false;
+  st[sp++] = (struct frame){0, 0};
+  while (sp > 0 && !ok) {
+    struct frame f = st[--sp];
+    for (;;) {
+      uint64_t o = f.i + f.j;
+      if (o == total) {
+        ok = true;
+        break;
+      }
+      bool ta = f.i < a->bytes && a->data[f.i] == s[o];
+      bool tb = f.j < b->bytes && b->data[f.j] == s[o];
+      if (ta && tb) {
+        if (!race_seen_add(&seen, f.i * (total + 1) + f.j)) break;
+        if (sp == cap) {
+          cap *= 2;
+          st = realloc(st, cap * sizeof *st);
+          if (!st) die("race: out of memory");
+        }
+        st[sp++] = (struct frame){f.i, f.j + 1};
+      }
+      if (ta) f.i++;
+      else if (tb) f.j++;
+      else break;
+    }
+  }
+  free(st);
+  free(seen.slot);
+  return ok;
+}
+
+static void race_read_parent(int fd, struct race_log *lg) {
+  static unsigned char b[2][16384];
+  struct rng g;
+  rng_seed(&g, 4711);
+  for (;;) {
+    size_t want = (size_t)rng_range(&g, 1, sizeof b[0]);
+    int how = (int)rng_range(&g, 0, 3);
+    ssize_t n;
+    if (how == 0) {
+      n = recv(fd, b[0], want, MSG_WAITALL);
+    } else if (how == 1) {
+      struct iovec v[2] = {{b[0], (want + 1) / 2}, {b[1], want - (want + 1) / 2}};
+      n = readv(fd, v, 2);
+      if (n > (ssize_t)v[0].iov_len) memcpy(b[0] + v[0].iov_len, b[1], (size_t)n - v[0].iov_len);
+    } else {
+      n = recv(fd, b[0], want, 0);
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      lg->err = errno;
+      return;
+    }
+    if (n == 0) {
+      lg->eof = true;
+      return;
+    }
+    race_add(lg, b[0], (size_t)n);
+  }
+}
+static void race_read_child(int fd, struct race_log *lg) {
+  static unsigned char b[16384];
+  struct rng g;
+  rng_seed(&g, 815);
+  for (;;) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int pr = poll(&p, 1, 10000);
+    if (pr < 0 && errno == EINTR) continue;
+    if (pr == 0) { /* the stream is still flowing or ended: 10 s of nothing is a lost wake-up */
+      lg->stuck = true;
+      return;
+    }
+    ssize_t n = recv(fd, b, (size_t)rng_range(&g, 1, sizeof b), MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue; /* the parent took it */
+    if (n < 0) {
+      lg->err = errno;
+      return;
+    }
+    if (n == 0) {
+      lg->eof = true;
+      return;
+    }
+    race_add(lg, b, (size_t)n);
+  }
+}
+static void fork_rd_race_srv(int fd) {
+  struct race_log *lg = mmap(NULL, 2 * sizeof *lg, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (lg == MAP_FAILED) die("mmap: %s", strerror(errno));
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid < 0) die("fork: %s", strerror(errno));
+  if (pid == 0) {
+    behave_watchdog(30);
+    race_read_child(fd, &lg[1]);
+    close(fd);
+    _exit(0);
+  }
+  side_put('1'); /* both are reading: send */
+  race_read_parent(fd, &lg[0]);
+  int st;
+  waitpid(pid, &st, 0);
+  T("parent: the child exited with %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+  unsigned char *s = malloc(RACE_TOTAL);
+  if (!s) die("race: out of memory");
+  stream_fill(47, 0, s, RACE_TOTAL);
+  for (int k = 0; k < 2; k++)
+    if (lg[k].err || lg[k].stuck || lg[k].overflow)
+      T("%s reader: %s%s%s", k ? "child" : "parent", lg[k].err ? ename(lg[k].err) : "",
+        lg[k].stuck ? "no data and no EOF for 10 s" : "", lg[k].overflow ? "more bytes than were sent" : "");
+  T("both readers until EOF: %llu bytes in all (%u sent), both saw EOF: %s",
+    (unsigned long long)(lg[0].bytes + lg[1].bytes), RACE_TOTAL, yn(lg[0].eof && lg[1].eof));
+  T("the two readers' pieces interleave into the stream, every byte once, each reader's in order: %s",
+    yn(!lg[0].overflow && !lg[1].overflow && race_merge(&lg[0], &lg[1], s, RACE_TOTAL)));
+  free(s);
+  munmap(lg, 2 * sizeof *lg);
+  TR("parent: close", close(fd));
+}
+static void fork_rd_race_cli(int fd) {
+  static unsigned char b[65536];
+  struct rng g;
+  rng_seed(&g, 99);
+  side_get('1');
+  uint64_t off = 0;
+  bool ok = true;
+  while (off < RACE_TOTAL) {
+    size_t n = (size_t)rng_range(&g, 1, sizeof b);
+    if (n > RACE_TOTAL - off) n = (size_t)(RACE_TOTAL - off);
+    stream_fill(47, off, b, n);
+    if (write_all(fd, b, n, 1) < 0) {
+      ok = false;
+      break;
+    }
+    off += n;
+  }
+  T("wrote %u bytes in pieces of 1 to 65536: %s", RACE_TOTAL, yn(ok));
+  TR("close", close(fd));
+}
+
 /* Threads: three senders on one socket, one receiver, both directions at
  * once. Records of 100 bytes: sender id, sequence number, stream bytes. The
  * interleaving is the scheduler's; the trace has per-sender counts, whether
@@ -2397,6 +2712,8 @@ static const struct scen scenarios[] = {
     {"fork-child", fork_child_srv, fork_cli, 0},
     {"fork-parent", fork_parent_srv, fork_cli, 0},
     {"fork-both", fork_both_srv, fork_both_cli, 0},
+    {"fork-readers-turns", fork_rd_turns_srv, fork_rd_turns_cli, 0},
+    {"fork-readers-race", fork_rd_race_srv, fork_rd_race_cli, 0},
     {"threads", threads_both, threads_both, 0},
     {"close-while-recv", close_wait_srv, close_wait_cli, 0},
     /* passthrough */
