@@ -530,7 +530,19 @@ void pd_conn_check_connected(struct pd_conn *c)
 	}
 }
 
+static void conn_progress(struct pd_conn *c);
+
+/* The hooks read errno after this (io.c saves the caller's errno once it
+ * knows the call is ours): it must come back untouched, though reading the
+ * session socket meets EAGAIN. */
 void pd_conn_progress(struct pd_conn *c)
+{
+	int saved = errno;
+	conn_progress(c);
+	errno = saved;
+}
+
+static void conn_progress(struct pd_conn *c)
 {
 	int st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
 	if (st == PD_CS_CONNECTING) {

@@ -2406,6 +2406,120 @@ static void fork_rd_race_cli(int fd) {
   TR("close", close(fd));
 }
 
+/* Bytes owed by TCP at the fork: on a second connection, made for the
+ * purpose, the peer writes 1000 bytes at once (before its shim has its
+ * ring: they go by TCP), the server's shim attaches (untraced polls give it
+ * the time), the server forks, and only then the peer writes 1000 more
+ * (by the ring, after its switch: the first 1000 are owed by TCP). The
+ * parent reads 600, the child 800 (the last 400 TCP bytes and 400 of the
+ * ring), the parent the last 600: each process must know that the other
+ * read TCP bytes. Under kernel TCP all 2000 come by TCP; the trace is the
+ * same. */
+static int listen_lo(unsigned *port) {
+  int l = socket(AF_INET, SOCK_STREAM, 0);
+  if (l < 0) die("socket: %s", strerror(errno));
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t al = sizeof a;
+  if (bind(l, (struct sockaddr *)&a, sizeof a) < 0 || listen(l, 1) < 0) die("listen: %s", strerror(errno));
+  getsockname(l, (struct sockaddr *)&a, &al);
+  *port = ntohs(a.sin_port);
+  return l;
+}
+/* Untraced calls on fd for ms: each gives the shim a chance to report the
+ * connection, take its assignment and attach. */
+static void poll_for(int fd, unsigned ms) {
+  for (unsigned t = 0;; t += 5) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    (void)poll(&p, 1, 0);
+    if (t >= ms) break;
+    sleep_ms(5);
+  }
+}
+static void fork_rd_owed_run(bool attach_first) {
+  unsigned char b[1000];
+  unsigned port;
+  int l = listen_lo(&port);
+  side_put_u64(port);
+  int c2 = accept(l, NULL, NULL);
+  if (c2 < 0) die("accept: %s", strerror(errno));
+  close(l);
+  await_bytes(c2, 1000);
+  /* calls on it: the shim reports it, takes its slot, attaches; or only
+   * one call, which reports it, and the fork comes before the slot */
+  poll_for(c2, attach_first ? 200 : 0);
+  int to_child[2], to_parent[2];
+  gate_open(to_child);
+  gate_open(to_parent);
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid < 0) die("fork: %s", strerror(errno));
+  if (pid == 0) {
+    behave_watchdog(20);
+    gate_wait(to_child);
+    await_bytes(c2, 1400);
+    int q = -1;
+    TR("child: ioctl(FIONREAD)", ioctl(c2, FIONREAD, &q));
+    T("child:   %d bytes queued", q);
+    struct rx r;
+    rx_init(&r, 48, 600);
+    long n = TR("child: recv(800, MSG_WAITALL)", recv(c2, b, 800, MSG_WAITALL));
+    if (n > 0) rx_add(&r, b, (size_t)n);
+    T("child:   %s", rx_verdict(&r));
+    gate_pass(to_parent);
+    gate_wait(to_child); /* the peer closed */
+    TR("child: recv after the peer closed", recv(c2, b, sizeof b, 0));
+    TR("child: close", close(c2));
+    _exit(0);
+  }
+  if (!attach_first) poll_for(c2, 200); /* the parent's shim would attach now, were it let */
+  struct rx r;
+  rx_init(&r, 48, 0);
+  long n = TR("parent: recv(600, MSG_WAITALL)", recv(c2, b, 600, MSG_WAITALL));
+  if (n > 0) rx_add(&r, b, (size_t)n);
+  T("parent:   %s", rx_verdict(&r));
+  side_put('f'); /* the peer writes the rest (by the ring, under the shim) */
+  gate_pass(to_child);
+  gate_wait(to_parent);
+  struct pollfd p = {.fd = c2, .events = POLLIN};
+  TR("parent: poll(POLLIN, 0)", poll(&p, 1, 0));
+  T("parent:   revents %s", evs((unsigned)p.revents));
+  int q = -1;
+  TR("parent: ioctl(FIONREAD)", ioctl(c2, FIONREAD, &q));
+  T("parent:   %d bytes queued", q);
+  rx_init(&r, 48, 1400);
+  n = TR("parent: recv(600, MSG_WAITALL)", recv(c2, b, 600, MSG_WAITALL));
+  if (n > 0) rx_add(&r, b, (size_t)n);
+  T("parent:   %s", rx_verdict(&r));
+  TR("parent: recv(MSG_DONTWAIT)", recv(c2, b, sizeof b, MSG_DONTWAIT));
+  side_put('c');
+  TR("parent: recv after the peer closed", recv(c2, b, sizeof b, 0));
+  gate_pass(to_child);
+  int st;
+  waitpid(pid, &st, 0);
+  T("parent: the child exited with %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+  TR("parent: close", close(c2));
+}
+static void fork_rd_owed_srv(int fd) {
+  (void)fd;
+  fork_rd_owed_run(true);
+}
+static void fork_rd_owed_cli(int fd) {
+  (void)fd;
+  unsigned char b[1000];
+  unsigned port = (unsigned)side_get_u64();
+  int c2 = socket(AF_INET, SOCK_STREAM, 0);
+  if (c2 < 0) die("socket: %s", strerror(errno));
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = htons((uint16_t)port)};
+  if (connect(c2, (struct sockaddr *)&a, sizeof a) < 0) die("connect: %s", strerror(errno));
+  stream_fill(48, 0, b, 1000);
+  TR("second connection: write(1000)", write(c2, b, 1000));
+  side_get('f');
+  stream_fill(48, 1000, b, 1000);
+  TR("second connection: write(1000)", write(c2, b, 1000));
+  side_get('c');
+  TR("second connection: close", close(c2));
+}
+
 /* Threads: three senders on one socket, one receiver, both directions at
  * once. Records of 100 bytes: sender id, sequence number, stream bytes. The
  * interleaving is the scheduler's; the trace has per-sender counts, whether
@@ -2714,6 +2828,7 @@ static const struct scen scenarios[] = {
     {"fork-both", fork_both_srv, fork_both_cli, 0},
     {"fork-readers-turns", fork_rd_turns_srv, fork_rd_turns_cli, 0},
     {"fork-readers-race", fork_rd_race_srv, fork_rd_race_cli, 0},
+    {"fork-readers-owed", fork_rd_owed_srv, fork_rd_owed_cli, 0},
     {"threads", threads_both, threads_both, 0},
     {"close-while-recv", close_wait_srv, close_wait_cli, 0},
     /* passthrough */
