@@ -64,8 +64,8 @@ struct pd_conn {
 	uint64_t serial;       /* unique per connection object use (objects are recycled) */
 	int state;             /* enum pd_conn_state, atomic */
 	int nonblock;          /* O_NONBLOCK of the open file description, atomic */
-	int no_attach;         /* reason code != 0: never attach (see pd_conn_reason) */
-	bool forked;           /* shared with another process after fork() */
+	int no_attach;         /* PD_REFUSE_* != 0: never attach (a fork before it attached), atomic */
+	bool forked;           /* shared with another process after fork(), atomic (pd_conn_forked) */
 	bool reported;         /* a CONN_REPORT went to the current session */
 	int origin;            /* PD_ORIGIN_CONNECT or _ACCEPT, from PD_CS_ESTABLISHED on */
 	pthread_mutex_t rx_lock;
@@ -106,6 +106,13 @@ struct pd_conn {
 	struct pd_epreg *epregs;  /* epoll registrations, under the epoll lock */
 	int pollers;              /* threads inside poll/select on it, atomic */
 };
+
+/* Set by the fork handlers while other threads may be in a call on it; a
+ * relaxed load is a plain load: the mark costs the fast path a branch. */
+static inline bool pd_conn_forked(const struct pd_conn *c)
+{
+	return __atomic_load_n(&c->forked, __ATOMIC_RELAXED);
+}
 
 /* fd table: lock-free lookup, type-stable conn memory (never freed). */
 struct pd_conn *pd_conn_get(int fd);          /* takes a call reference, or NULL */

@@ -33,6 +33,7 @@
 #define PD_DECLINE_BAD_MSG 5u /* the report was malformed */
 #define PD_REFUSE_NOFILE 1u /* the process is within PD_FD_RESERVE descriptors of its RLIMIT_NOFILE */
 #define PD_REFUSE_INVALID 2u /* the assignment failed the shim's checks (arena, slot or geometry) */
+#define PD_REFUSE_FORKED 3u /* the process forked before the connection attached: both processes keep it on TCP */
 #define PD_ASSIGN_FD_ARENA 0u /* ASSIGN fd index: arena memfd */
 #define PD_ASSIGN_FD_RX_SELF 1u /* ASSIGN fd index: doorbell this end sleeps on for data */
 #define PD_ASSIGN_FD_TX_SELF 2u /* ASSIGN fd index: doorbell this end sleeps on for space */

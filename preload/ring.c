@@ -165,12 +165,12 @@ static bool rx_ready(struct pd_conn *c)
 		if (!c->rx_sw_seen) return pd_load_acquire(&c->rxd->switched) != 0;
 		/* shared after fork(): the other process may have read the last
 		 * TCP bytes (it rings our doorbell when it does, rx_tcp_count) */
-		return PD_UNLIKELY(c->forked) &&
+		return PD_UNLIKELY(pd_conn_forked(c)) &&
 		       pd_load_relaxed(&c->rxd->rx_tcp_bytes) >= pd_load_relaxed(&c->rxd->tx_tcp_bytes);
 	}
 	/* shared after fork(): our private tail is stale once the other
 	 * process consumed; the shared one says what is left */
-	uint64_t t = PD_UNLIKELY(c->forked) ? pd_load_acquire(&c->rxd->tail) : c->rx_tail;
+	uint64_t t = PD_UNLIKELY(pd_conn_forked(c)) ? pd_load_acquire(&c->rxd->tail) : c->rx_tail;
 	return pd_load_acquire(&c->rxd->head) - t >= c->rx_need || pd_load_acquire(&c->rxd->wr_closed);
 }
 
@@ -592,7 +592,7 @@ static ssize_t ring_send(struct pd_conn *c, const struct iovec *iov, int iovcnt,
 			raise_sigpipe(flags);
 			return -EPIPE;
 		}
-		if (PD_UNLIKELY(c->forked)) c->tx_head = pd_load_acquire(&c->txd->head); /* another process may have written */
+		if (PD_UNLIKELY(pd_conn_forked(c))) c->tx_head = pd_load_acquire(&c->txd->head); /* another process may have written */
 		uint64_t tail = pd_load_acquire(&c->txd->tail); /* acquire: the reader is done with those bytes */
 		uint64_t used = c->tx_head - tail;
 		if (PD_UNLIKELY(used > size)) return conn_reset(c, "peer published a tail past the head");
@@ -601,7 +601,7 @@ static ssize_t ring_send(struct pd_conn *c, const struct iovec *iov, int iovcnt,
 			size_t n = total - done;
 			if (n > space) n = space;
 			if (n > chunk) n = chunk;
-			if (PD_UNLIKELY(c->forked)) {
+			if (PD_UNLIKELY(pd_conn_forked(c))) {
 				if (!fork_tx_lock(c)) return done ? (ssize_t)done : conn_reset(c, "the shared writer lock is stuck");
 				used = c->tx_head - pd_load_acquire(&c->txd->tail);
 				if (used > size || size - (size_t)used < n) { /* the other process wrote meanwhile */
@@ -613,7 +613,7 @@ static ssize_t ring_send(struct pd_conn *c, const struct iovec *iov, int iovcnt,
 			copy_to_ring(c->tx_buf, size, c->tx_head, &cu, n);
 			c->tx_head += n;
 			pd_store_release(&c->txd->head, c->tx_head); /* release: the bytes before the index */
-			if (PD_UNLIKELY(c->forked)) fork_tx_unlock(c);
+			if (PD_UNLIKELY(pd_conn_forked(c))) fork_tx_unlock(c);
 			wake_reader(c);
 			done += n;
 			if (done == total) return (ssize_t)done;
@@ -634,7 +634,7 @@ static ssize_t ring_send(struct pd_conn *c, const struct iovec *iov, int iovcnt,
 static bool tx_use_ring(struct pd_conn *c, int flags, const struct msghdr *orig)
 {
 	if (PD_LIKELY(c->tx_switched)) return true;
-	if (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) != PD_CS_ATTACHED || c->wr_shut || c->forked ||
+	if (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) != PD_CS_ATTACHED || c->wr_shut || pd_conn_forked(c) ||
 	    (orig && orig->msg_controllen) || (flags & MSG_OOB) ||
 	    !pd_load_acquire(c->role == 0 ? &c->slot->attached1 : &c->slot->attached0))
 		return false;
@@ -748,7 +748,7 @@ static void rx_tcp_count(struct pd_conn *c, uint64_t n)
 {
 	rx_tcp_add(c, n);
 	uint64_t all = __atomic_add_fetch(&c->rxd->rx_tcp_bytes, n, __ATOMIC_RELAXED);
-	if (PD_UNLIKELY(c->forked)) {
+	if (PD_UNLIKELY(pd_conn_forked(c))) {
 		pd_fence_full(); /* orders the count's add before the armed load */
 		if (pd_load_relaxed(&c->rxd->reader_armed) && pd_load_acquire(&c->rxd->switched) &&
 		    all >= pd_load_relaxed(&c->rxd->tx_tcp_bytes))
@@ -760,7 +760,7 @@ static void rx_tcp_count(struct pd_conn *c, uint64_t n)
  * it (the slot's count), else our own. Any thread. */
 static uint64_t rx_tcp_read(struct pd_conn *c)
 {
-	if (PD_UNLIKELY(c->forked)) return pd_load_relaxed(&c->rxd->rx_tcp_bytes);
+	if (PD_UNLIKELY(pd_conn_forked(c))) return pd_load_relaxed(&c->rxd->rx_tcp_bytes);
 	return __atomic_load_n(&c->rx_tcp, __ATOMIC_RELAXED);
 }
 
@@ -887,7 +887,7 @@ ssize_t pd_conn_recv_msg(struct pd_conn *c, const struct iovec *iov, int iovcnt,
 		return r;
 	}
 	struct iov_cursor cu = { .iov = iov, .cnt = iovcnt };
-	const bool forked = PD_UNLIKELY(c->forked);
+	bool forked = PD_UNLIKELY(pd_conn_forked(c)); /* read again after each wait: a fork may come meanwhile */
 	bool owner = false;       /* forked: we hold rx_owner */
 	uint64_t peek_tail = 0;   /* forked: the tail a MSG_PEEK of this call started from */
 	if (want == 0) { /* TCP: EAGAIN when nothing is there and the call may not wait */
@@ -980,6 +980,7 @@ ssize_t pd_conn_recv_msg(struct pd_conn *c, const struct iovec *iov, int iovcnt,
 			break;
 		}
 		if (ev) c->rx_kcheck = true; /* an edge: kept until the socket is looked at */
+		forked = PD_UNLIKELY(pd_conn_forked(c));
 	}
 	if (owner) fork_rx_unlock(c);
 out:

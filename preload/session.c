@@ -400,6 +400,13 @@ static void handle_msg_locked(const uint8_t *buf, ssize_t n, int *fds, int nfds)
 			close_fds(fds, nfds);
 			return;
 		}
+		int why = __atomic_load_n(&c->no_attach, __ATOMIC_ACQUIRE);
+		if (why) { /* the process forked since the report */
+			pd_debug("conn %llu: refusing its assignment (reason %d): staying on TCP", (unsigned long long)m.conn_id, why);
+			close_fds(fds, nfds);
+			refuse_locked(c, (uint32_t)why, 0, 0);
+			return;
+		}
 		int top;
 		unsigned limit;
 		if (near_nofile(fds, nfds, &top, &limit)) {
@@ -557,14 +564,22 @@ static void conn_progress(struct pd_conn *c)
 		pd_session_poll();
 		st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
 	}
+	if (st == PD_CS_ASSIGNED && PD_UNLIKELY(__atomic_load_n(&c->no_attach, __ATOMIC_ACQUIRE))) {
+		/* assigned before a fork(): refuse it, the connection stays on TCP */
+		pthread_mutex_lock(&S.lock);
+		if (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == PD_CS_ASSIGNED)
+			refuse_locked(c, (uint32_t)__atomic_load_n(&c->no_attach, __ATOMIC_RELAXED), 0, 0);
+		pthread_mutex_unlock(&S.lock);
+		return;
+	}
 	/* not while a poll/select of the application watches only the socket */
-	if (st != PD_CS_ASSIGNED || c->no_attach || __atomic_load_n(&c->pollers, __ATOMIC_ACQUIRE) > 0) return;
+	if (st != PD_CS_ASSIGNED || __atomic_load_n(&c->pollers, __ATOMIC_ACQUIRE) > 0) return;
 	/* Attaching lets the peer switch the direction we read, so it needs
 	 * no thread of ours blocked in a kernel read on the socket: it takes
 	 * rx_lock, which every read holds. Our own sending direction switches
 	 * later, under tx_lock, in tx_use_ring(). */
 	if (pthread_mutex_trylock(&c->rx_lock) != 0) return;
-	if (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == PD_CS_ASSIGNED && !c->no_attach) {
+	if (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == PD_CS_ASSIGNED && !__atomic_load_n(&c->no_attach, __ATOMIC_ACQUIRE)) {
 		uint32_t magic = pd_load_acquire(&c->slot->magic), gen = pd_load_relaxed(&c->slot->generation);
 		if (magic == PD_SLOT_MAGIC && gen == c->generation) {
 			/* The application's epoll sets get our doorbells (and we arm)
@@ -600,7 +615,7 @@ void pd_conn_release_slot(struct pd_conn *c)
 	pthread_mutex_lock(&S.lock);
 	if (st == PD_CS_REPORTED) pending_take(c->id);
 	if (c->slot) {
-		if (!c->forked && st == PD_CS_ATTACHED) {
+		if (!pd_conn_forked(c) && st == PD_CS_ATTACHED) {
 			/* release: every ring byte we wrote is visible before wr_closed */
 			pd_store_release(&c->txd->wr_closed, 1);
 			pd_store_release(&c->rxd->rd_closed, 1);
@@ -618,7 +633,7 @@ void pd_conn_release_slot(struct pd_conn *c)
 		c->arena = NULL;
 		c->slot = NULL;
 	}
-	send_closed = c->reported && !c->forked && S.state == SS_OPEN;
+	send_closed = c->reported && !pd_conn_forked(c) && S.state == SS_OPEN;
 	if (send_closed) {
 		struct pd_msg_conn_closed m = { 0 };
 		msg_hdr(&m.hdr, PD_MSG_CONN_CLOSED, sizeof m);
@@ -630,11 +645,21 @@ void pd_conn_release_slot(struct pd_conn *c)
 	pthread_mutex_unlock(&S.lock);
 }
 
+/* fork parent. An attached connection is shared from now on (c->forked:
+ * the ring.c paths take the slot's locks). One not attached yet stays on
+ * TCP in both processes: the child has it on TCP (child_inherit), and a
+ * parent that attached it later would take the peer's bytes after its switch
+ * from the ring while the child reads the kernel socket, and neither would
+ * count the TCP bytes the other read. Never reported: TCP now. Reported or
+ * assigned: the assignment is refused (REFUSE_FORKED) at its arrival or at
+ * the connection's next call (pd_conn_progress), under the session lock. */
 static void mark_forked(struct pd_conn *c, void *arg)
 {
 	(void)arg;
 	int st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
-	if (st == PD_CS_ASSIGNED || st == PD_CS_ATTACHED) c->forked = true;
+	if (st == PD_CS_ATTACHED) __atomic_store_n(&c->forked, true, __ATOMIC_RELAXED);
+	else if (st == PD_CS_CONNECTING || st == PD_CS_ESTABLISHED) __atomic_store_n(&c->state, PD_CS_TCP, __ATOMIC_RELEASE);
+	else if (st == PD_CS_REPORTED || st == PD_CS_ASSIGNED) __atomic_store_n(&c->no_attach, PD_REFUSE_FORKED, __ATOMIC_RELEASE);
 }
 
 void pd_session_atfork_prepare(void)
@@ -651,8 +676,13 @@ void pd_session_atfork_parent(void)
 static void child_inherit(struct pd_conn *c, void *arg)
 {
 	(void)arg;
+	/* a thread of the parent blocked in a call on it held these; it does
+	 * not exist here. What they guarded is resynced from the slot on the
+	 * forked paths (tail, head, TCP count) or is TCP's own. */
+	pthread_mutex_init(&c->rx_lock, NULL);
+	pthread_mutex_init(&c->tx_lock, NULL);
 	int st = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
-	if (st == PD_CS_ATTACHED) c->forked = true;
+	if (st == PD_CS_ATTACHED) __atomic_store_n(&c->forked, true, __ATOMIC_RELAXED);
 	else __atomic_store_n(&c->state, PD_CS_TCP, __ATOMIC_RELEASE); /* the assignment is the parent's */
 	c->reported = false; /* the report belongs to the parent's session */
 }

@@ -385,8 +385,9 @@ export class ConnectionTable {
     this.release(end, false);
   }
 
-  /** CONN_REFUSED: an end closed the fds of its ASSIGN (near RLIMIT_NOFILE, or
-   * the assignment failed its checks). It never attaches, so neither end
+  /** CONN_REFUSED: an end closed the fds of its ASSIGN (near RLIMIT_NOFILE,
+   * the assignment failed its checks, or the process forked before it
+   * attached). It never attaches, so neither end
    * switches: the connection stays on TCP with the reason shown by `pd status`.
    * The slot stays leased until both ends have closed (the peer maps it). */
   refused(s: Session, connId: bigint, reason: number, fd: number, limit: number): void {

@@ -34,11 +34,13 @@ export const Decline = {
 export const Refuse = {
   NoFile: constant('REFUSE_NOFILE'),
   Invalid: constant('REFUSE_INVALID'),
+  Forked: constant('REFUSE_FORKED'),
 } as const;
 
 export const refuseText: Readonly<Record<number, string>> = {
   [Refuse.NoFile]: 'the process is near its RLIMIT_NOFILE (PD_FD_RESERVE)',
   [Refuse.Invalid]: 'the shim found the assignment invalid',
+  [Refuse.Forked]: 'the process forked before the connection attached (both processes keep it on TCP)',
 };
 
 export const declineText: Readonly<Record<number, string>> = {

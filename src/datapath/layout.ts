@@ -63,6 +63,7 @@ export const CONSTANTS: readonly ConstDef[] = [
   // why a shim refused an ASSIGN (MSG_CONN_REFUSED, also shown by `pd status`)
   { name: 'REFUSE_NOFILE', value: 1, doc: 'the process is within PD_FD_RESERVE descriptors of its RLIMIT_NOFILE' },
   { name: 'REFUSE_INVALID', value: 2, doc: 'the assignment failed the shim\'s checks (arena, slot or geometry)' },
+  { name: 'REFUSE_FORKED', value: 3, doc: 'the process forked before the connection attached: both processes keep it on TCP' },
   // ASSIGN fd order
   { name: 'ASSIGN_FD_ARENA', value: 0, doc: 'ASSIGN fd index: arena memfd' },
   { name: 'ASSIGN_FD_RX_SELF', value: 1, doc: 'ASSIGN fd index: doorbell this end sleeps on for data' },

@@ -27,8 +27,8 @@ function tsanReports(stderr: string): string[] {
 
 // eintr-*: the shim's signal trampoline (preload/signal.c) runs behind the
 // sanitizer's own signal interceptors
-const TSAN_CASES = ['threads', 'close-while-recv', 'fork-child', 'fork-parent', 'fork-readers-turns', 'fork-readers-race', 'dup',
-  'nonblock-fcntl', 'epoll-lt', 'eintr-thread-mixed', 'eintr-signal-mixed'];
+const TSAN_CASES = ['threads', 'close-while-recv', 'fork-child', 'fork-parent', 'fork-readers-turns', 'fork-readers-race', 'fork-while-recv',
+  'dup', 'nonblock-fcntl', 'epoll-lt', 'eintr-thread-mixed', 'eintr-signal-mixed'];
 const ASAN_CASES: [string, Program][] = [
   ['peek', 'c'], ['waitall', 'c'], ['dontwait', 'c'], ['trunc', 'c'], ['iov', 'c'], ['tiny-writes', 'c'],
   ['big-write', 'c'], ['mmsg', 'c'], ['sendfile', 'c'], ['splice', 'c'], ['chk', 'c-fortify'],

@@ -2414,7 +2414,8 @@ static void fork_rd_race_cli(int fd) {
  * parent reads 600, the child 800 (the last 400 TCP bytes and 400 of the
  * ring), the parent the last 600: each process must know that the other
  * read TCP bytes. Under kernel TCP all 2000 come by TCP; the trace is the
- * same. */
+ * same. (Had the server's shim not attached by the fork, the connection
+ * would stay on TCP in both processes: fork-unattached.) */
 static int listen_lo(unsigned *port) {
   int l = socket(AF_INET, SOCK_STREAM, 0);
   if (l < 0) die("socket: %s", strerror(errno));
@@ -2503,6 +2504,15 @@ static void fork_rd_owed_srv(int fd) {
   (void)fd;
   fork_rd_owed_run(true);
 }
+/* The same with the fork right after the server's first call on the second
+ * connection: its shim has reported it, not attached it. Both processes must keep it on TCP: a
+ * parent that attached it later (its polls after the fork would let it)
+ * would take the bytes after the peer's switch from the ring while the child
+ * reads the kernel socket. */
+static void fork_unattached_srv(int fd) {
+  (void)fd;
+  fork_rd_owed_run(false);
+}
 static void fork_rd_owed_cli(int fd) {
   (void)fd;
   unsigned char b[1000];
@@ -2518,6 +2528,55 @@ static void fork_rd_owed_cli(int fd) {
   TR("second connection: write(1000)", write(c2, b, 1000));
   side_get('c');
   TR("second connection: close", close(c2));
+}
+
+/* fork while a thread of the parent waits in recv on the upgraded socket:
+ * the child (where that thread does not exist) reads the socket at once and
+ * closes it; then the peer writes and the parent's thread gets the bytes. */
+struct fwr_arg {
+  int fd;
+  long n;
+  struct rx r;
+};
+static void *fwr_reader(void *p) {
+  struct fwr_arg *a = p;
+  unsigned char b[100];
+  a->n = recv(a->fd, b, 100, MSG_WAITALL);
+  if (a->n > 0) rx_add(&a->r, b, (size_t)a->n);
+  return NULL;
+}
+static void fork_while_recv_srv(int fd) {
+  struct fwr_arg a = {.fd = fd};
+  rx_init(&a.r, 49, 0);
+  pthread_t t;
+  if (pthread_create(&t, NULL, fwr_reader, &a) != 0) die("pthread_create");
+  sleep_ms(100); /* the thread is asleep in recv (not required: the outcome is the same) */
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid < 0) die("fork: %s", strerror(errno));
+  if (pid == 0) {
+    behave_watchdog(10);
+    unsigned char b[10];
+    TR("child: recv(MSG_DONTWAIT) while a parent thread waits in recv", recv(fd, b, sizeof b, MSG_DONTWAIT));
+    TR("child: close", close(fd));
+    _exit(0);
+  }
+  int st;
+  waitpid(pid, &st, 0);
+  T("parent: the child exited with %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+  side_put('1');
+  pthread_join(t, NULL);
+  T("parent thread: recv(100, MSG_WAITALL) = %ld; %s", a.n, rx_verdict(&a.r));
+  TR("parent: close", close(fd));
+}
+static void fork_while_recv_cli(int fd) {
+  unsigned char b[100];
+  side_get('1');
+  stream_fill(49, 0, b, 100);
+  TR("write(100)", write(fd, b, 100));
+  struct rx r;
+  rx_init(&r, 0, 0);
+  T("read %llu bytes until EOF", (unsigned long long)get_all(fd, &r, 1000));
 }
 
 /* Threads: three senders on one socket, one receiver, both directions at
@@ -2829,6 +2888,8 @@ static const struct scen scenarios[] = {
     {"fork-readers-turns", fork_rd_turns_srv, fork_rd_turns_cli, 0},
     {"fork-readers-race", fork_rd_race_srv, fork_rd_race_cli, 0},
     {"fork-readers-owed", fork_rd_owed_srv, fork_rd_owed_cli, 0},
+    {"fork-unattached", fork_unattached_srv, fork_rd_owed_cli, 0},
+    {"fork-while-recv", fork_while_recv_srv, fork_while_recv_cli, 0},
     {"threads", threads_both, threads_both, 0},
     {"close-while-recv", close_wait_srv, close_wait_cli, 0},
     /* passthrough */

@@ -122,12 +122,37 @@ describe('declines and edge cases', () => {
     expect(doc.arenas).toHaveLength(1); // b still maps the slot
     // an unknown conn_id is ignored; the session stays
     a.send({ type: 'conn-refused', connId: 77n, reason: constant('REFUSE_INVALID'), fd: 0, limit: 0 });
+    a.send({ type: 'conn-refused', connId: 78n, reason: constant('REFUSE_FORKED'), fd: 0, limit: 0 });
     a.send({ type: 'conn-closed', connId: 1n });
     b.send({ type: 'conn-closed', connId: 2n });
     for (let i = 0; i < 50 && (doc.connections.length > 0 || doc.arenas.length > 0); i++) doc = await ctl.status();
     expect(doc.connections).toHaveLength(0);
     expect(doc.sessions).toHaveLength(2);
     closeAll([...mb.fds, ...pages]);
+    tcp.close();
+    a.close();
+    b.close();
+  });
+
+  it('CONN_REFUSED because the process forked before attaching: tcp, with that reason', async () => {
+    const { ctl, a, b, pages } = await twoShims();
+    const tcp = tcpPair();
+    a.send({ type: 'conn-report', connId: 1n, origin: CONNECT }, [tcp.client]);
+    b.send({ type: 'conn-report', connId: 2n, origin: ACCEPT }, [tcp.server]);
+    const ma = await a.next();
+    const mb = await b.next();
+    expect([ma.msg.type, mb.msg.type]).toEqual(['assign', 'assign']);
+    b.send({ type: 'conn-refused', connId: 2n, reason: constant('REFUSE_FORKED'), fd: 0, limit: 0 });
+    closeAll(mb.fds);
+    let doc = await ctl.status();
+    for (let i = 0; i < 50 && doc.connections[0]?.state !== 'declined'; i++) doc = await ctl.status();
+    expect(doc.connections[0]).toMatchObject({ transport: 'tcp', state: 'declined' });
+    expect(doc.connections[0]!.reason).toMatch(/forked before the connection attached/);
+    a.send({ type: 'conn-closed', connId: 1n });
+    b.send({ type: 'conn-closed', connId: 2n });
+    for (let i = 0; i < 50 && (doc.connections.length > 0 || doc.arenas.length > 0); i++) doc = await ctl.status();
+    expect(doc.connections).toHaveLength(0);
+    closeAll([...ma.fds, ...pages]);
     tcp.close();
     a.close();
     b.close();
