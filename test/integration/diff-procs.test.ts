@@ -11,7 +11,7 @@ const CASES: Scenario[] = [
   { name: 'fork-parent', writes: 'both', what: 'fork after the upgrade: the child closes, the parent goes on' },
   { name: 'fork-both', writes: 's2c', what: 'fork after the upgrade: parent writes, then child writes; the peer gets both in order' },
   { name: 'fork-readers-turns', writes: 'c2s', what: 'fork after the upgrade: parent and child read in turns (peek, poll, FIONREAD, MSG_WAITALL), then both block at once and two pieces come: each piece to one reader, none twice; both see EOF' },
-  { name: 'fork-readers-race', writes: 'c2s', what: 'fork after the upgrade: parent (blocking recv, readv, MSG_WAITALL) and child (poll + MSG_DONTWAIT) read 2 MiB at once until EOF: their pieces interleave into exactly the stream' },
+  { name: 'fork-readers-race', writes: 'c2s', what: 'fork after the upgrade: parent (blocking recv, readv, MSG_WAITALL) and child (poll, epoll LT and ET in turn + MSG_DONTWAIT) read 2 MiB at once until EOF: their pieces interleave into exactly the stream' },
   { name: 'fork-readers-owed', writes: 'none', what: 'on a second connection, TCP bytes owed at the fork: parent, child, parent read in turns across the TCP-to-ring handover (FIONREAD, poll, MSG_WAITALL)' },
   { name: 'fork-unattached', writes: 'none', what: 'the same, with the fork before the second connection attached: it stays on TCP in both processes, parent and child read their pieces' },
   { name: 'fork-while-recv', writes: 'c2s', what: 'fork while a thread of the parent waits in recv: the child reads (EAGAIN) and closes at once, then the parent thread gets the bytes' },

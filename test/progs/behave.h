@@ -2215,8 +2215,8 @@ static void fork_rd_turns_cli(int fd) {
 }
 
 /* Both processes read at once until EOF: the parent with blocking recv,
- * MSG_WAITALL and readv of random sizes, the child with poll and
- * MSG_DONTWAIT (EAGAIN when the parent took what poll saw). Each logs the
+ * MSG_WAITALL and readv of random sizes, the child with poll or epoll (LT,
+ * ET) and MSG_DONTWAIT (EAGAIN when the parent took what it was told of). Each logs the
  * bytes it got in shared memory; the parent then checks that the two byte
  * sequences interleave into exactly the stream that was sent: every byte
  * once, each process's in stream order. (Bytes, not pieces: a MSG_WAITALL
@@ -2328,30 +2328,50 @@ static void race_read_parent(int fd, struct race_log *lg) {
     race_add(lg, b[0], (size_t)n);
   }
 }
+/* The child waits in turn with poll, a level-triggered epoll set and an
+ * edge-triggered one, then reads (MSG_DONTWAIT, random sizes) until EAGAIN
+ * (the parent took the rest) or EOF. 10 s without data or EOF while the
+ * parent is reading is a lost wake-up. */
 static void race_read_child(int fd, struct race_log *lg) {
   static unsigned char b[16384];
   struct rng g;
   rng_seed(&g, 815);
-  for (;;) {
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    int pr = poll(&p, 1, 10000);
+  int lt = epoll_create1(0), et = epoll_create1(0);
+  if (lt < 0 || et < 0 || ep_add(lt, fd, EPOLLIN | EPOLLRDHUP, 1) < 0 || ep_add(et, fd, EPOLLIN | EPOLLRDHUP | EPOLLET, 2) < 0)
+    die("epoll: %s", strerror(errno));
+  for (unsigned turn = 0;; turn++) {
+    int pr;
+    if (turn % 3 == 0) {
+      struct pollfd p = {.fd = fd, .events = POLLIN};
+      pr = poll(&p, 1, 10000);
+    } else {
+      struct epoll_event ev;
+      pr = epoll_wait(turn % 3 == 1 ? lt : et, &ev, 1, 10000);
+    }
     if (pr < 0 && errno == EINTR) continue;
-    if (pr == 0) { /* the stream is still flowing or ended: 10 s of nothing is a lost wake-up */
+    if (pr < 0) die("poll/epoll_wait: %s", strerror(errno));
+    if (pr == 0) {
       lg->stuck = true;
-      return;
+      break;
     }
-    ssize_t n = recv(fd, b, (size_t)rng_range(&g, 1, sizeof b), MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue; /* the parent took it */
-    if (n < 0) {
-      lg->err = errno;
-      return;
+    for (;;) {
+      ssize_t n = recv(fd, b, (size_t)rng_range(&g, 1, sizeof b), MSG_DONTWAIT);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) break; /* the parent took it: wait again */
+      if (n < 0) {
+        lg->err = errno;
+        goto out;
+      }
+      if (n == 0) {
+        lg->eof = true;
+        goto out;
+      }
+      race_add(lg, b, (size_t)n);
     }
-    if (n == 0) {
-      lg->eof = true;
-      return;
-    }
-    race_add(lg, b, (size_t)n);
   }
+out:
+  close(lt);
+  close(et);
 }
 static void fork_rd_race_srv(int fd) {
   struct race_log *lg = mmap(NULL, 2 * sizeof *lg, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
