@@ -743,7 +743,9 @@ static void rx_tcp_add(struct pd_conn *c, uint64_t n)
  * thread forked does not know yet that the end is shared (one atomic add
  * beside a recvmsg, and only before the switch). A forked reader that read
  * the last of them wakes the other process's waiters: their condition
- * (rx_ready) just became true, and nobody else would ring. */
+ * (rx_ready) just became true, and nobody else would ring (their edge for
+ * the arrival of those bytes is dropped by epoll_wait once the socket is
+ * empty again: preload/model/forkread.pml, BROKEN_NO_COUNT_DOORBELL). */
 static void rx_tcp_count(struct pd_conn *c, uint64_t n)
 {
 	rx_tcp_add(c, n);
