@@ -802,7 +802,8 @@ static void save_conn(struct pd_conn *c, void *arg)
 	if (x->foreign && has_slot) __atomic_store_n(&c->forked, true, __ATOMIC_RELAXED);
 	unsigned flags = (unsigned)c->tx_switched | (unsigned)c->rx_sw_seen << 1 | (unsigned)c->rx_ring << 2 |
 			 (unsigned)c->rx_eof << 3 | (unsigned)c->rx_fin << 4 | (unsigned)c->wr_shut << 5 |
-			 (unsigned)c->rd_shut << 6 | (unsigned)c->forked << 7 | (unsigned)c->reported << 8;
+			 (unsigned)c->rd_shut << 6 | (unsigned)c->forked << 7 | (unsigned)c->reported << 8 |
+			 (unsigned)(__atomic_load_n(&c->no_attach, __ATOMIC_RELAXED) == (int)PD_REFUSE_FORKED) << 9;
 	xs_printf(x, "c %llu %d %llu %u %d %llu %llu %u %u %u %u %u %llu %llu %llu %llu %d %d %d %d %d %d %d;",
 		  (unsigned long long)c->serial, st, (unsigned long long)c->id, flags, c->origin,
 		  (unsigned long long)arena_id, (unsigned long long)arena_size, ring, slot, c->generation, (unsigned)c->role,
@@ -937,6 +938,7 @@ static void adopt_flags(struct pd_conn *c, const struct exec_conn *e)
 	c->rd_shut = e->flags >> 6 & 1;
 	c->forked = e->flags >> 7 & 1;
 	c->reported = e->flags >> 8 & 1;
+	if (e->flags >> 9 & 1) c->no_attach = (int)PD_REFUSE_FORKED; /* forked before it attached: its ASSIGN is refused */
 	c->rx_kcheck = true; /* look at the kernel socket at the first read */
 	c->tx_tcp = e->tx_tcp;
 	c->rx_tcp = e->rx_tcp;
