@@ -781,6 +781,14 @@ static void save_conn(struct pd_conn *c, void *arg)
 	/* closed by the exec: only a connection of this process alone needs
 	 * the new image to close its ends (a shared one goes on in the other) */
 	if (!held && (__atomic_load_n(&c->forked, __ATOMIC_RELAXED) || x->foreign)) return;
+	if (x->foreign && st != PD_CS_ATTACHED) {
+		/* a fork or vfork child's: a connection not attached yet stays on
+		 * TCP in both processes, as fork() leaves it (mark_forked; from a
+		 * vfork child this writes the parent's memory, which is the point);
+		 * the new image gets the plain socket */
+		mark_forked(c, NULL);
+		return;
+	}
 	uint64_t arena_id = 0, arena_size = 0;
 	uint32_t ring = 0, slot = 0;
 	bool has_slot = (st == PD_CS_ASSIGNED || st == PD_CS_ATTACHED) && c->slot && c->arena;
