@@ -423,6 +423,8 @@ PD_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 		}
 	} else if (op == EPOLL_CTL_MOD && reg && reg->zombie) {
 		r = -ENOENT;
+	} else if (op == EPOLL_CTL_MOD && reg && event && ((reg->events | event->events) & EPOLLEXCLUSIVE)) {
+		r = -EINVAL; /* the kernel's rule: an exclusive registration cannot be modified */
 	} else if (op == EPOLL_CTL_MOD) {
 		if (!reg || !event) {
 			pthread_mutex_unlock(&ep_lock);
@@ -455,6 +457,16 @@ PD_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 		}
 		if (reg->zombie) {
 			r = -ENOENT;
+		} else if (reg->mode == MODE_RING && reg->conn && (reg->events & EPOLLEXCLUSIVE)) {
+			/* no silent zombie: the kernel does not let an exclusive
+			 * registration be modified; take the doorbells out too */
+			int bfd = ep->bell >= 0 ? ep->bell : epfd;
+			r = kctl(epfd, EPOLL_CTL_DEL, fd, 0, 0);
+			if (reg->conn->efd_rx_self >= 0) {
+				kctl(bfd, EPOLL_CTL_DEL, reg->conn->efd_rx_self, 0, 0);
+				kctl(bfd, EPOLL_CTL_DEL, reg->conn->efd_tx_self, 0, 0);
+			}
+			reg_drop(ep, reg);
 		} else if (reg->mode == MODE_RING && reg->conn) {
 			/* keep the registration silent for a likely re-ADD: one MOD
 			 * instead of three DELs now and three ADDs then */

@@ -7,6 +7,7 @@ import { setupPdTest } from '../helpers/lifecycle.js';
 const pd = setupPdTest([BEHAVE, BEHAVE_FORTIFY]);
 
 const CASES: Scenario[] = [
+  { name: 'msg-more', writes: 'c2s', what: 'MSG_MORE on send and sendmsg: the pieces arrive whole and in order with the last send' },
   { name: 'peek', writes: 'c2s', what: 'MSG_PEEK shows the bytes a read then returns; PEEK|DONTWAIT on empty is EAGAIN' },
   { name: 'waitall', writes: 'c2s', what: 'MSG_WAITALL gathers 1000 small writes; at EOF it returns the partial count' },
   { name: 'dontwait', writes: 'c2s', what: 'MSG_DONTWAIT on empty is EAGAIN (also for a 0-byte recv), zero-length calls' },

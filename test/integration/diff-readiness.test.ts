@@ -20,6 +20,7 @@ const CASES: Scenario[] = [
   { name: 'epoll-polled', writes: 'c2s', what: 'poll on an epoll fd holding the socket reports it readable' },
   { name: 'epoll-mixed', writes: 'c2s', what: 'a set holding the socket and a pipe: every ready fd is reported, level-triggered' },
   { name: 'epoll-early', writes: 'c2s', what: 'a registration made before the connection was upgraded' },
+  { name: 'epoll-exclusive-pwait', writes: 'c2s', what: 'EPOLLEXCLUSIVE passed through (MOD refused with EINVAL), epoll_pwait and epoll_pwait2 with a mask, timeouts and a blocking wait' },
   { name: 'epoll-nested-wait', writes: 'c2s', what: 'blocking waits on an epoll set nested in another (LT and ET), polled and selected: each wakes for ring bytes, none for nothing' },
   { name: 'writable-poll', writes: 's2c', what: 'poll(POLLOUT): writable idle, not once full (EAGAIN), again after the peer drained' },
   { name: 'writable-poll-wrnorm', writes: 's2c', what: 'poll(POLLWRNORM): the same' },

@@ -1814,6 +1814,86 @@ READINESS(rd_ep_polled_srv, RM_EP_POLLED)
 READINESS(rd_ep_mixed_srv, RM_EP_MIXED)
 READINESS(rd_ep_early_srv, RM_EP_EARLY)
 
+/* EPOLLEXCLUSIVE is passed through (the kernel's rules: no MOD of such a
+ * registration, EINVAL), and epoll_pwait / epoll_pwait2 answer as
+ * epoll_wait does, a signal mask given. */
+static void ep_excl_srv(int fd) {
+  unsigned char b[100];
+  struct epoll_event out[4];
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGUSR2);
+  struct timespec zero = {0, 0}, t200 = {0, 200000000};
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  TR("epoll_ctl(ADD, IN|EXCLUSIVE)", ep_add(ep, fd, EPOLLIN | EPOLLEXCLUSIVE, 0x1111));
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.u64 = 0x1112};
+  TR("epoll_ctl(MOD) of an EXCLUSIVE registration", epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev));
+  TR("epoll_pwait(0) before data", epoll_pwait(ep, out, 4, 0, &mask));
+  TR("epoll_pwait2({0, 200 ms}) before data", epoll_pwait2(ep, out, 4, &t200, &mask));
+  side_put('a');
+  side_get('b');
+  await_bytes(fd, 100);
+  settle();
+  long n = TR("epoll_pwait(0) after 100 bytes", epoll_pwait(ep, out, 4, 0, &mask));
+  if (n > 0) T("  data 0x%llx events %s", (unsigned long long)out[0].data.u64, evs(out[0].events));
+  n = TR("epoll_pwait2({0, 0}) after 100 bytes", epoll_pwait2(ep, out, 4, &zero, NULL));
+  if (n > 0) T("  data 0x%llx events %s", (unsigned long long)out[0].data.u64, evs(out[0].events));
+  struct rx r;
+  rx_init(&r, 41, 0);
+  n = TR("read(100)", read(fd, b, sizeof b));
+  if (n > 0) rx_add(&r, b, (size_t)n);
+  TR("epoll_pwait2({0, 200 ms}) after the read", epoll_pwait2(ep, out, 4, &t200, &mask));
+  side_put('c');
+  n = TR("epoll_pwait2(NULL: forever), 50 bytes after 300 ms", epoll_pwait2(ep, out, 4, NULL, &mask));
+  if (n > 0) T("  data 0x%llx events %s", (unsigned long long)out[0].data.u64, evs(out[0].events));
+  n = TR("read(100)", read(fd, b, sizeof b));
+  if (n > 0) rx_add(&r, b, (size_t)n);
+  TR("epoll_ctl(DEL)", epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL));
+  TR("epoll_ctl(ADD, IN|EXCLUSIVE|ET): EINVAL with ET? no: allowed", ep_add(ep, fd, EPOLLIN | EPOLLEXCLUSIVE | EPOLLET, 0x1113));
+  TR("epoll_ctl(ADD, IN|EXCLUSIVE|ONESHOT) again", ep_add(ep, fd, EPOLLIN | EPOLLEXCLUSIVE | EPOLLONESHOT, 0x1114));
+  T("%s", rx_verdict(&r));
+  close(ep);
+}
+static void ep_excl_cli(int fd) {
+  unsigned char b[150];
+  stream_fill(41, 0, b, sizeof b);
+  side_get('a');
+  TR("write(100)", write(fd, b, 100));
+  side_put('b');
+  side_get('c');
+  sleep_ms(300);
+  TR("write(50)", write(fd, b + 100, 50));
+}
+
+/* MSG_MORE: pieces sent with it arrive with the last one sent without it,
+ * whole and in order. */
+static void msg_more_srv(int fd) {
+  unsigned char b[400];
+  struct rx r;
+  rx_init(&r, 42, 0);
+  side_put('a');
+  long got = 0;
+  while (got < 300) {
+    long n = recv(fd, b, sizeof b, 0);
+    if (n <= 0) break;
+    rx_add(&r, b, (size_t)n);
+    got += n;
+  }
+  T("received %ld bytes", got);
+  T("%s", rx_verdict(&r));
+}
+static void msg_more_cli(int fd) {
+  unsigned char b[300];
+  stream_fill(42, 0, b, sizeof b);
+  side_get('a');
+  TR("send(100, MSG_MORE)", send(fd, b, 100, MSG_MORE));
+  TR("send(1, MSG_MORE)", send(fd, b + 100, 1, MSG_MORE));
+  struct iovec v[2] = {{b + 101, 49}, {b + 150, 50}};
+  struct msghdr m = {.msg_iov = v, .msg_iovlen = 2};
+  TR("sendmsg(2 iovecs, 99 bytes, MSG_MORE)", sendmsg(fd, &m, MSG_MORE));
+  TR("send(100) without MSG_MORE", send(fd, b + 200, 100, 0));
+}
+
 /* Blocking waits on an epoll set that is nested in another set, polled or
  * selected: each wakes when bytes arrive (not at its timeout), and none
  * wakes for nothing once the bytes are read. An edge-triggered outer
@@ -2857,6 +2937,7 @@ static const struct scen scenarios[] = {
     {"halfclose", halfclose_srv, halfclose_cli, 0},
     {"halfclose-rev", halfclose_rev_srv, halfclose_rev_cli, 0},
     {"shut-rd", shutrd_srv, shutrd_cli, 0},
+    {"msg-more", msg_more_srv, msg_more_cli, 0},
     {"epipe", epipe_srv, epipe_cli, 0},
     {"epipe-nosignal", epipe_srv, epipe_nosig_cli, 0},
     {"linger0", linger0_srv, linger0_cli, 0},
@@ -2895,6 +2976,7 @@ static const struct scen scenarios[] = {
     {"epoll-mixed", rd_ep_mixed_srv, readiness_cli, 0},
     {"epoll-early", rd_ep_early_srv, readiness_cli, F_EARLY_EPOLL},
     {"epoll-nested-wait", nested_wait_srv, nested_wait_cli, 0},
+    {"epoll-exclusive-pwait", ep_excl_srv, ep_excl_cli, 0},
     {"writable-poll", wr_poll_srv, writable_cli, 0},
     {"writable-poll-wrnorm", wr_pollnorm_srv, writable_cli, 0},
     {"writable-select", wr_select_srv, writable_cli, 0},
