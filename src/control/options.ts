@@ -208,7 +208,8 @@ export const OPTIONS = {
     defaultText: 'auto: an eighth of RLIMIT_NOFILE, 32 to 4096',
     parse: (raw) => (raw.trim() === 'auto' ? 'auto' : intIn(0, 1_048_576, ' of descriptors')(raw)),
     help: 'descriptors the shim leaves to the application: it keeps a connection on TCP rather than take its 5 ' +
-      'descriptors (4 doorbells, a pidfd) within this many of the soft RLIMIT_NOFILE',
+      'descriptors (4 doorbells, a pidfd; and one per arena, kept to map it again after an exec) within this many of ' +
+      'the soft RLIMIT_NOFILE',
     scope: ['shim'],
   }),
   noController: spec<boolean>({
