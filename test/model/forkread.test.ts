@@ -7,61 +7,18 @@
 // known to have teeth. Runs one at a time (a run takes about 1 GB).
 // PD_MODEL_FULL=1 adds the larger sizes (about a minute and 3-4 GB each).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { HAVE_SPIN, SpinModel, type SpinMode, type Verdict } from '../helpers/spin.js';
 
-const MODEL = fileURLToPath(new URL('../../preload/model/forkread.pml', import.meta.url));
-const HAVE_SPIN = !spawnSync('spin', ['-V'], { stdio: 'ignore' }).error;
+const SPIN = new SpinModel(fileURLToPath(new URL('../../preload/model/forkread.pml', import.meta.url)), 'pd-spin-fork-');
 const SKIP_MSG = 'SKIPPED: spin is not installed (apt-get install spin), the forked-readers model was not checked';
 const FULL = process.env.PD_MODEL_FULL === '1';
 
-function run(cmd: string, args: string[], cwd: string): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    p.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    p.stderr.on('data', (b: Buffer) => (out += b.toString()));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code, out }));
-  });
-}
-
-interface Verdict {
-  errors: number;
-  states: number;
-  out: string;
-}
-
-let root = '';
-let seq = 0;
-
-// safety: assertions and invalid end states (a lost wake-up trips one of the
-// watchdog's assertions); cycles: any cycle in the state graph (pan -l with
-// no progress label), so errors: 0 means every run is finite.
-async function verify(defines: string[], mode: 'safety' | 'cycles' = 'safety'): Promise<Verdict> {
-  const dir = join(root, `run${seq++}`);
-  mkdirSync(dir);
-  copyFileSync(MODEL, join(dir, 'forkread.pml'));
-  const gen = await run('spin', ['-a', ...defines.map((d) => `-D${d}`), 'forkread.pml'], dir);
-  if (gen.code !== 0) throw new Error(`spin -a failed:\n${gen.out}`);
-  const cflags = mode === 'safety' ? ['-DSAFETY', '-DNOCLAIM'] : ['-DNP', '-DNOCLAIM'];
-  const cc = await run('gcc', ['-O2', ...cflags, '-o', 'pan', 'pan.c'], dir);
-  if (cc.code !== 0) throw new Error(`gcc pan.c failed:\n${cc.out}`);
-  const pan = await run('./pan', ['-m200000', '-w26', ...(mode === 'cycles' ? ['-l'] : [])], dir);
-  rmSync(dir, { recursive: true, force: true });
-  const out = pan.out;
-  const num = (re: RegExp): number => {
-    const m = re.exec(out);
-    if (!m) throw new Error(`pan output lacks ${re}:\n${out}`);
-    return Number(m[1]);
-  };
-  const errors = num(/errors: (\d+)/);
-  expect(out).not.toMatch(/too small|out of memory/i);
-  if (errors === 0) expect(out).not.toMatch(/search not completed/i);
-  return { errors, states: num(/(\d+) states, stored/), out };
+// safety (the default): assertions and invalid end states (a lost wake-up
+// trips one of the watchdog's assertions); cycles: any cycle in the state
+// graph, so errors: 0 means every run is finite.
+function verify(defines: string[], mode: SpinMode = 'safety'): Promise<Verdict> {
+  return SPIN.verify(defines, mode, { opt: '-O2', hashBits: 26, maxDepth: 200000 });
 }
 
 // Every statement is reachable but one: a ring read that finds the FIN seen
@@ -83,12 +40,8 @@ const FIN_BEFORE_PREFIX = /assertion violated {2}!\(sw\)/;
 if (!HAVE_SPIN) console.warn(`test/model/forkread: ${SKIP_MSG}`);
 
 describe.skipIf(!HAVE_SPIN)(HAVE_SPIN ? 'forked readers model (spin)' : SKIP_MSG, () => {
-  beforeAll(() => {
-    root = mkdtempSync(join(tmpdir(), 'pd-spin-fork-'));
-  });
-  afterAll(() => {
-    if (root) rmSync(root, { recursive: true, force: true });
-  });
+  beforeAll(() => SPIN.setup());
+  afterAll(() => SPIN.teardown());
 
   it('two readers, a TCP prefix and one ring item (N=1, K=2): no assertion, no lost wake-up', async ({ annotate }) => {
     const v = await verify(SMALL);

@@ -6,77 +6,19 @@
 // teeth; one variant reproduces a finding in the C (see preload/model/README.md).
 // PD_MODEL_FULL=1 adds the larger sizes (minutes of CPU, several GB).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { HAVE_SPIN, SpinModel, type SpinMode, type Verdict } from '../helpers/spin.js';
 
-const MODEL = fileURLToPath(new URL('../../preload/model/waitwake.pml', import.meta.url));
-const HAVE_SPIN = !spawnSync('spin', ['-V'], { stdio: 'ignore' }).error;
+const SPIN = new SpinModel(fileURLToPath(new URL('../../preload/model/waitwake.pml', import.meta.url)), 'pd-spin-');
 const SKIP_MSG = 'SKIPPED: spin is not installed (apt-get install spin), the wait/notify model was not checked';
 const FULL = process.env.PD_MODEL_FULL === '1';
 
-interface RunResult {
-  code: number | null;
-  out: string;
-}
-
-function run(cmd: string, args: string[], cwd: string): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    p.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    p.stderr.on('data', (b: Buffer) => (out += b.toString()));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code, out }));
-  });
-}
-
-// safety: assertions and invalid end states (a lost wake-up trips one of the
-//   watchdog's timeout assertions); the LTL claim is left out (-DNOCLAIM).
-// ltl: the claim `complete` (<>[] nothing owed to any waiter), acceptance
-//   cycles (pan -a).
-// cycles: non-progress cycles with no progress label (pan -l): any cycle at
-//   all in the reachable state graph is reported, so errors: 0 means every
-//   run is finite and ends where the watchdog checks it.
-type Mode = 'safety' | 'ltl' | 'cycles';
-
-interface Verdict {
-  errors: number;
-  states: number;
-  depth: number;
-  out: string;
-}
-
-let root = '';
-let seq = 0;
-
+// safety: a lost wake-up trips one of the watchdog's timeout assertions;
+// ltl: the claim `complete` (<>[] nothing owed to any waiter); cycles: every
+// run is finite and ends where the watchdog checks it (see SpinMode).
 // Small runs compile at -O0 (gcc's time dominates); large ones at -O2.
-async function verify(defines: string[], mode: Mode, opt = '-O0', hashBits = 24): Promise<Verdict> {
-  const dir = join(root, `run${seq++}`);
-  mkdirSync(dir);
-  copyFileSync(MODEL, join(dir, 'waitwake.pml'));
-  const gen = await run('spin', ['-a', ...defines.map((d) => `-D${d}`), 'waitwake.pml'], dir);
-  if (gen.code !== 0) throw new Error(`spin -a failed:\n${gen.out}`);
-  const cflags = { safety: ['-DSAFETY', '-DNOCLAIM'], ltl: [], cycles: ['-DNP', '-DNOCLAIM'] }[mode];
-  const cc = await run('gcc', [opt, ...cflags, '-o', 'pan', 'pan.c'], dir);
-  if (cc.code !== 0) throw new Error(`gcc pan.c failed:\n${cc.out}`);
-  const extra = { safety: [], ltl: ['-a'], cycles: ['-l'] }[mode];
-  const pan = await run('./pan', ['-m100000', `-w${hashBits}`, ...extra], dir);
-  rmSync(dir, { recursive: true, force: true });
-  const out = pan.out;
-  const num = (re: RegExp): number => {
-    const m = re.exec(out);
-    if (!m) throw new Error(`pan output lacks ${re}:\n${out}`);
-    return Number(m[1]);
-  };
-  const errors = num(/errors: (\d+)/);
-  // A truncated search would make "errors: 0" meaningless (pan stops at the
-  // first error, so only a clean run must have searched everything).
-  expect(out).not.toMatch(/too small|out of memory/i);
-  if (errors === 0) expect(out).not.toMatch(/search not completed/i);
-  return { errors, states: num(/(\d+) states, stored/), depth: num(/depth reached (\d+)/), out };
+function verify(defines: string[], mode: SpinMode, opt = '-O0', hashBits = 24): Promise<Verdict> {
+  return SPIN.verify(defines, mode, { opt, hashBits });
 }
 
 // Every statement of every process is reachable: the sleeps, the re-check
@@ -99,12 +41,8 @@ const BASE = ['consumer', 'producer', 'killer', 'network', 'watchdog'];
 if (!HAVE_SPIN) console.warn(`test/model/waitwake: ${SKIP_MSG}`);
 
 describe.skipIf(!HAVE_SPIN)(HAVE_SPIN ? 'wait/notify protocol model (spin)' : SKIP_MSG, () => {
-  beforeAll(() => {
-    root = mkdtempSync(join(tmpdir(), 'pd-spin-'));
-  });
-  afterAll(() => {
-    if (root) rmSync(root, { recursive: true, force: true });
-  });
+  beforeAll(() => SPIN.setup());
+  afterAll(() => SPIN.teardown());
 
   it.concurrent('one blocking waiter per side (N=2, K=5): no assertion, no lost wake-up, every statement reached', async ({ annotate }) => {
     const v = await verify(['NO_EPOLLER'], 'safety');
@@ -200,7 +138,7 @@ describe.skipIf(!HAVE_SPIN)(HAVE_SPIN ? 'wait/notify protocol model (spin)' : SK
   }, T);
 
   // Larger sizes: PD_MODEL_FULL=1 (README.md lists their state counts).
-  const full: Array<[string[], Mode]> = [
+  const full: Array<[string[], SpinMode]> = [
     [['N=2', 'K=2'], 'safety'],
     [['N=1', 'K=3'], 'safety'],
     [['N=2', 'K=3'], 'safety'],
