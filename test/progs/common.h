@@ -251,4 +251,22 @@ static inline unsigned long long parse_size(const char *s) {
   return v;
 }
 
+/* The local "ip:port" of a socket. */
+static inline void local_addr(int fd, char *out, size_t outlen) {
+  struct sockaddr_in la;
+  socklen_t lal = sizeof la;
+  if (getsockname(fd, (struct sockaddr *)&la, &lal) < 0) die("getsockname: %s", strerror(errno));
+  addr_str(&la, out, outlen);
+}
+
+/* A blocking connect to IPv4 host:port; dies on failure. */
+static inline int connect_tcp(const char *host, const char *port) {
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)parse_size(port))};
+  if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) die("bad IPv4 address %s", host);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) die("socket: %s", strerror(errno));
+  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) die("connect: %s", strerror(errno));
+  return fd;
+}
+
 #endif

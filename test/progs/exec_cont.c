@@ -34,16 +34,9 @@ static void echo_round(int fd, uint64_t *off, size_t len) {
   *off += len;
 }
 
-static void local_of(int fd, char *local, size_t n) {
-  struct sockaddr_in la;
-  socklen_t lal = sizeof la;
-  getsockname(fd, (struct sockaddr *)&la, &lal);
-  addr_str(&la, local, n);
-}
-
 static int continue_after_exec(int fd, uint64_t written, uint64_t read_off) {
   char local[64];
-  local_of(fd, local, sizeof local);
+  local_addr(fd, local, sizeof local);
   uint64_t verified = 0;
   while (read_off < written) { /* the echo owed from before the exec */
     size_t len = written - read_off < CHUNK ? (size_t)(written - read_off) : CHUNK;
@@ -75,13 +68,9 @@ int main(int argc, char **argv) {
   if (argc < 3 || argc > 4 || (argc == 4 && strcmp(argv[3], "--fork") && strcmp(argv[3], "--vfork")))
     die("usage: exec_cont HOST PORT [--fork | --vfork] | exec_cont --continue FD WRITTEN READ");
   bool do_fork = argc == 4, do_vfork = do_fork && !strcmp(argv[3], "--vfork");
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)parse_size(argv[2]))};
-  if (inet_pton(AF_INET, argv[1], &sa.sin_addr) != 1) die("bad IPv4 address %s", argv[1]);
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) die("socket: %s", strerror(errno));
-  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) die("connect: %s", strerror(errno));
+  int fd = connect_tcp(argv[1], argv[2]);
   char local[64];
-  local_of(fd, local, sizeof local);
+  local_addr(fd, local, sizeof local);
   printf("connected %s\n", local);
   fflush(stdout);
   uint64_t off = 0;

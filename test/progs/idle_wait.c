@@ -56,16 +56,9 @@ int main(int argc, char **argv) {
     die("unknown mode %s (epoll, epoll-nested, epoll-polled, poll, select, recv)", mode);
   if (timeout) watchdog(timeout);
 
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)parse_size(pos[2]))};
-  if (inet_pton(AF_INET, pos[1], &sa.sin_addr) != 1) die("bad IPv4 address %s", pos[1]);
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) die("socket: %s", strerror(errno));
-  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) die("connect: %s", strerror(errno));
-  struct sockaddr_in la;
-  socklen_t lal = sizeof la;
-  getsockname(fd, (struct sockaddr *)&la, &lal);
+  int fd = connect_tcp(pos[1], pos[2]);
   char local[64];
-  addr_str(&la, local, sizeof local);
+  local_addr(fd, local, sizeof local);
   printf("connected %s\n", local);
   fflush(stdout);
 

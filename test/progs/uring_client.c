@@ -78,16 +78,9 @@ int main(int argc, char **argv) {
   watchdog(60);
   if (argc != 4) die("usage: uring_client HOST PORT BYTES");
   uint64_t total = parse_size(argv[3]);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)parse_size(argv[2]))};
-  if (inet_pton(AF_INET, argv[1], &sa.sin_addr) != 1) die("bad IPv4 address %s", argv[1]);
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) die("socket: %s", strerror(errno));
-  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) die("connect: %s", strerror(errno));
-  struct sockaddr_in la;
-  socklen_t lal = sizeof la;
-  getsockname(fd, (struct sockaddr *)&la, &lal);
+  int fd = connect_tcp(argv[1], argv[2]);
   char local[64];
-  addr_str(&la, local, sizeof local);
+  local_addr(fd, local, sizeof local);
   struct uring u;
   uring_init(&u);
   bool ok = true;
