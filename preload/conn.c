@@ -185,19 +185,6 @@ void pd_conn_forget_fd(int fd)
 	pd_conn_put(c);
 }
 
-void pd_conn_foreach(void (*fn)(struct pd_conn *, void *), void *arg)
-{
-	for (int i = 0; i < PD_FD_CHUNKS; i++) {
-		struct fd_chunk *k = __atomic_load_n(&chunks[i], __ATOMIC_ACQUIRE);
-		if (!k) continue;
-		for (int j = 0; j < PD_FD_CHUNK; j++) {
-			struct pd_conn *c = pd_conn_get(i * PD_FD_CHUNK + j);
-			if (!c) continue;
-			if (c->sock == i * PD_FD_CHUNK + j) fn(c, arg);
-			pd_conn_put(c);
-		}
-	}
-}
 
 void pd_fd_foreach(void (*fn)(int fd, struct pd_conn *, void *), void *arg)
 {
@@ -211,6 +198,24 @@ void pd_fd_foreach(void (*fn)(int fd, struct pd_conn *, void *), void *arg)
 			pd_conn_put(c);
 		}
 	}
+}
+
+/* Each connection once: at the fd that is its socket. */
+struct conn_each {
+	void (*fn)(struct pd_conn *, void *);
+	void *arg;
+};
+
+static void conn_once(int fd, struct pd_conn *c, void *arg)
+{
+	struct conn_each *e = arg;
+	if (c->sock == fd) e->fn(c, e->arg);
+}
+
+void pd_conn_foreach(void (*fn)(struct pd_conn *, void *), void *arg)
+{
+	struct conn_each e = { fn, arg };
+	pd_fd_foreach(conn_once, &e);
 }
 
 size_t pd_iov_len(const struct iovec *iov, int cnt)
