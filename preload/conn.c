@@ -218,6 +218,15 @@ void pd_conn_foreach(void (*fn)(struct pd_conn *, void *), void *arg)
 	pd_fd_foreach(conn_once, &e);
 }
 
+void *pd_grow(void *v, int n, int *cap, size_t elem, int first)
+{
+	if (n < *cap) return v;
+	int c = *cap ? *cap * 2 : first;
+	void *p = realloc(v, (size_t)c * elem);
+	if (p) *cap = c;
+	return p;
+}
+
 size_t pd_iov_len(const struct iovec *iov, int cnt)
 {
 	size_t n = 0;

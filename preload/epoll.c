@@ -607,13 +607,9 @@ struct armset {
  * (with a reference) so the caller can disarm it after sleeping. */
 static bool arm_reg(struct pd_epreg *r, struct armset *arms)
 {
-	if (arms->n == arms->cap) {
-		int cap = arms->cap ? arms->cap * 2 : 64;
-		void *v = realloc(arms->v, (size_t)cap * sizeof *arms->v);
-		if (!v) return false; /* cannot arm: the caller will not sleep long */
-		arms->v = v;
-		arms->cap = cap;
-	}
+	void *v = pd_grow(arms->v, arms->n, &arms->cap, sizeof *arms->v, 64);
+	if (!v) return false; /* cannot arm: the caller will not sleep long */
+	arms->v = v;
 	bool rx = r->events & (EPOLLIN | EPOLLRDHUP | EPOLLRDNORM), tx = r->events & (EPOLLOUT | EPOLLWRNORM);
 	__atomic_add_fetch(&r->conn->refs, 1, __ATOMIC_ACQ_REL); /* linked to a reg: alive */
 	arms->v[arms->n].c = r->conn;

@@ -196,5 +196,9 @@ static inline ssize_t syscall_write_raw(const void *buf, size_t n)
 	return syscall(SYS_write, 2, buf, n);
 }
 size_t pd_iov_len(const struct iovec *iov, int cnt);
+/* An array with n of *cap elements used, made room for one more: the array
+ * (moved, *cap doubled, starting at first, when it was full), or NULL with
+ * the array and *cap unchanged when memory ran out. */
+void *pd_grow(void *v, int n, int *cap, size_t elem, int first);
 
 #endif

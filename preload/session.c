@@ -757,16 +757,12 @@ static void xs_keep(struct exec_save *x, int fd)
 	if (fd < 0) return;
 	int fl = pd_real.fcntl(fd, F_GETFD);
 	if (fl < 0 || !(fl & FD_CLOEXEC)) return;
-	if (x->ncleared == x->capcleared) {
-		int cap = x->capcleared ? x->capcleared * 2 : 32;
-		int *v = realloc(x->cleared, (size_t)cap * sizeof *v);
-		if (!v) {
-			x->bad = true;
-			return;
-		}
-		x->cleared = v;
-		x->capcleared = cap;
+	int *v = pd_grow(x->cleared, x->ncleared, &x->capcleared, sizeof *v, 32);
+	if (!v) {
+		x->bad = true;
+		return;
 	}
+	x->cleared = v;
 	if (pd_real.fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC) == 0) x->cleared[x->ncleared++] = fd;
 }
 
@@ -827,16 +823,12 @@ static void save_fd(int fd, struct pd_conn *c, void *arg)
 	int fl = pd_real.fcntl(fd, F_GETFD);
 	if (fl < 0 || (fl & FD_CLOEXEC)) return; /* closed by the exec */
 	xs_printf(x, "f %d %llu;", fd, (unsigned long long)c->serial);
-	if (x->nheld == x->capheld) {
-		int cap = x->capheld ? x->capheld * 2 : 16;
-		uint64_t *v = realloc(x->held, (size_t)cap * sizeof *v);
-		if (!v) {
-			x->bad = true;
-			return;
-		}
-		x->held = v;
-		x->capheld = cap;
+	uint64_t *v = pd_grow(x->held, x->nheld, &x->capheld, sizeof *v, 16);
+	if (!v) {
+		x->bad = true;
+		return;
 	}
+	x->held = v;
 	x->held[x->nheld++] = c->serial;
 }
 
@@ -970,12 +962,9 @@ void pd_session_exec_adopt(const char *st)
 		if (p[0] == 's') {
 			sscanf(p, "s %d %llu", &sfd, &next_id);
 		} else if (p[0] == 'c') {
-			if (nc == capc) {
-				capc = capc ? capc * 2 : 16;
-				void *v = realloc(cv, (size_t)capc * sizeof *cv);
-				if (!v) break;
-				cv = v;
-			}
+			void *v = pd_grow(cv, nc, &capc, sizeof *cv, 16);
+			if (!v) break;
+			cv = v;
 			struct exec_conn *e = &cv[nc];
 			memset(e, 0, sizeof *e);
 			if (sscanf(p, "c %llu %d %llu %u %d %llu %llu %u %u %u %u %u %llu %llu %llu %llu %d %d %d %d %d %d %d",
@@ -984,12 +973,9 @@ void pd_session_exec_adopt(const char *st)
 				   &e->efd[0], &e->efd[1], &e->efd[2], &e->efd[3], &e->efd[4], &e->rcvlowat, &e->memfd) == 23)
 				nc++;
 		} else if (p[0] == 'f') {
-			if (nf == capf) {
-				capf = capf ? capf * 2 : 16;
-				void *v = realloc(fv, (size_t)capf * sizeof *fv);
-				if (!v) break;
-				fv = v;
-			}
+			void *v = pd_grow(fv, nf, &capf, sizeof *fv, 16);
+			if (!v) break;
+			fv = v;
 			if (sscanf(p, "f %d %llu", &fv[nf].fd, &fv[nf].serial) == 2) nf++;
 		}
 		p = end + 1;
@@ -1048,16 +1034,13 @@ void pd_session_exec_adopt(const char *st)
 		pthread_mutex_unlock(&S.lock);
 		pd_conn_release_slot(&gone);
 	}
-	for (int k = 0; k < nc; k++) /* each conn's arena fd was dup'd per use */
+	/* each use above took a dup of its arena's memfd (an arena keeps its
+	 * own): the carried descriptors are closed, each once */
+	for (int k = 0; k < nc; k++)
 		if (cv[k].memfd >= 0) {
-			bool kept = false;
-			for (struct pd_arena *a = S.arenas; a; a = a->next)
-				if (a->memfd == cv[k].memfd) kept = true;
-			if (!kept && pd_real.fcntl(cv[k].memfd, F_GETFD) >= 0) {
-				pd_real.close(cv[k].memfd);
-				for (int j = k + 1; j < nc; j++)
-					if (cv[j].memfd == cv[k].memfd) cv[j].memfd = -1;
-			}
+			if (pd_real.fcntl(cv[k].memfd, F_GETFD) >= 0) pd_real.close(cv[k].memfd);
+			for (int j = k + 1; j < nc; j++)
+				if (cv[j].memfd == cv[k].memfd) cv[j].memfd = -1;
 		}
 	free(cv);
 	free(fv);
