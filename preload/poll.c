@@ -214,8 +214,9 @@ static int poll_core(struct pollfd *fds, nfds_t n, int timeout, const sigset_t *
 			if (fds[ring[k].idx].events & (POLLIN | POLLRDNORM)) p->events |= POLLRDHUP;
 			if (ring_revents(c, fds[ring[k].idx].events)) ready++;
 		}
-		for (nfds_t k = 0; k < nset; k++)
-			if (pd_ep_ready(fds[sets[k].idx].fd)) ready++;
+		/* an epoll set's readiness is asked once the kernel has answered
+		 * (below); before sleeping, arming it says whether its rings are
+		 * ready, and the kernel's poll of it answers for its own fds */
 		int t = ready ? 0 : remaining_ms(timeout, start);
 		bool armed = false;
 		if (!ready && t != 0) {
