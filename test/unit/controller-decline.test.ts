@@ -115,8 +115,7 @@ describe('declines and edge cases', () => {
     expect(ma.msg.type).toBe('assign');
     a.send({ type: 'conn-refused', connId: 1n, reason: constant('REFUSE_NOFILE'), fd: 250, limit: 256 });
     closeAll(ma.fds);
-    let doc = await ctl.status();
-    for (let i = 0; i < 50 && doc.connections[0]?.state !== 'declined'; i++) doc = await ctl.status();
+    let doc = await ctl.statusUntil((d) => d.connections[0]?.state === 'declined');
     expect(doc.connections[0]).toMatchObject({ transport: 'tcp', state: 'declined' });
     expect(doc.connections[0]!.reason).toMatch(/RLIMIT_NOFILE.*descriptor 250, RLIMIT_NOFILE 256/);
     expect(doc.arenas).toHaveLength(1); // b still maps the slot
@@ -125,7 +124,7 @@ describe('declines and edge cases', () => {
     a.send({ type: 'conn-refused', connId: 78n, reason: constant('REFUSE_FORKED'), fd: 0, limit: 0 });
     a.send({ type: 'conn-closed', connId: 1n });
     b.send({ type: 'conn-closed', connId: 2n });
-    for (let i = 0; i < 50 && (doc.connections.length > 0 || doc.arenas.length > 0); i++) doc = await ctl.status();
+    doc = await ctl.statusUntil((d) => d.connections.length === 0 && d.arenas.length === 0);
     expect(doc.connections).toHaveLength(0);
     expect(doc.sessions).toHaveLength(2);
     closeAll([...mb.fds, ...pages]);
@@ -144,13 +143,12 @@ describe('declines and edge cases', () => {
     expect([ma.msg.type, mb.msg.type]).toEqual(['assign', 'assign']);
     b.send({ type: 'conn-refused', connId: 2n, reason: constant('REFUSE_FORKED'), fd: 0, limit: 0 });
     closeAll(mb.fds);
-    let doc = await ctl.status();
-    for (let i = 0; i < 50 && doc.connections[0]?.state !== 'declined'; i++) doc = await ctl.status();
+    let doc = await ctl.statusUntil((d) => d.connections[0]?.state === 'declined');
     expect(doc.connections[0]).toMatchObject({ transport: 'tcp', state: 'declined' });
     expect(doc.connections[0]!.reason).toMatch(/forked before the connection attached/);
     a.send({ type: 'conn-closed', connId: 1n });
     b.send({ type: 'conn-closed', connId: 2n });
-    for (let i = 0; i < 50 && (doc.connections.length > 0 || doc.arenas.length > 0); i++) doc = await ctl.status();
+    doc = await ctl.statusUntil((d) => d.connections.length === 0 && d.arenas.length === 0);
     expect(doc.connections).toHaveLength(0);
     closeAll([...ma.fds, ...pages]);
     tcp.close();

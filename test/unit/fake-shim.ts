@@ -72,6 +72,14 @@ export class ControllerProc {
     return fetchStatus(this.sock);
   }
 
+  /** The status, asked again (at most 50 more times) until done says yes;
+   * the last one either way. */
+  async statusUntil(done: (doc: StatusDoc) => boolean): Promise<StatusDoc> {
+    let doc = await this.status();
+    for (let i = 0; i < 50 && !done(doc); i++) doc = await this.status();
+    return doc;
+  }
+
   async stop(): Promise<void> {
     if (this.exitCode === null) {
       this.child.kill('SIGTERM');
