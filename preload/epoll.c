@@ -735,12 +735,15 @@ static const char session_sentinel;
 /* Translate what the kernel returned into ev[have..]; drops our doorbell
  * events that mean nothing for the application, merges one registration's
  * events into one. */
-static int translate(int epfd, struct epoll_event *ev, int n, int have)
+static int translate(int epfd, struct epoll_event *ev, int n, int have, bool *session)
 {
 	int out = have;
 	for (int i = 0; i < n; i++) {
 		struct epoll_event k = ev[have + i];
-		if (k.data.u64 == SESSION_TAG) continue; /* the controller wrote: handled next round */
+		if (k.data.u64 == SESSION_TAG) { /* the controller wrote: read it (below), attach next round */
+			*session = true;
+			continue;
+		}
 		if (k.data.u64 == BELL_TAG) { /* a doorbell rang: the rings are scanned next round */
 			struct pd_ep *ep = ep_get(epfd, false);
 			if (ep) bell_drain(ep);
@@ -925,11 +928,16 @@ static int ep_wait(int epfd, struct epoll_event *events, int max, int timeout, k
 			}
 			return -1;
 		}
+		bool session = false;
 		pthread_mutex_lock(&ep_lock);
-		int total = translate(epfd, events, k, n);
+		int total = translate(epfd, events, k, n, &session);
 		struct pd_ep *e3 = ep_get(epfd, false);
 		if (e3) e3->kernel_idle = k == 0;
 		pthread_mutex_unlock(&ep_lock);
+		/* The edge is consumed: read the messages now, whatever the session
+		 * page's seq says (the controller bumps it after its sendmsg, so it
+		 * may not have moved yet, and nothing would wake us again). */
+		if (session) pd_session_drain();
 		if (total > 0 || remaining_ms(timeout, start) == 0) {
 			free(arms.v);
 			errno = saved;

@@ -135,6 +135,7 @@ int pd_fd_kind(int fd);
 void pd_session_report(struct pd_conn *c, int origin);
 void pd_session_closed(struct pd_conn *c);
 void pd_session_poll(void);                     /* read pending assignments, no block */
+void pd_session_drain(void);                    /* the session socket was readable: read it now */
 void pd_session_touch(void);                    /* open the session if not yet open */
 int pd_session_fd(void);                        /* the session socket, or -1 */
 void pd_session_atfork_prepare(void);

@@ -507,6 +507,20 @@ void pd_session_poll(void)
 	pthread_mutex_unlock(&S.lock);
 }
 
+/* The session socket was seen readable (an edge consumed by epoll_wait):
+ * read what is queued without consulting the page's seq, which the
+ * controller bumps only after its sendmsg. Blocking on the lock, unlike
+ * pd_session_poll: nothing else would read these messages for this waiter. */
+void pd_session_drain(void)
+{
+	if (__atomic_load_n(&S.state, __ATOMIC_ACQUIRE) != SS_OPEN) return;
+	pthread_mutex_lock(&S.lock);
+	struct pd_session_page *p = __atomic_load_n(&S.page, __ATOMIC_ACQUIRE);
+	if (p) __atomic_store_n(&S.seen, pd_load_acquire(&p->seq), __ATOMIC_RELAXED); /* a later bump reads again */
+	drain_locked();
+	pthread_mutex_unlock(&S.lock);
+}
+
 /* A connection is reported at its first use, not when connect() or accept()
  * returns it: one that is closed unused (a server that accepts and closes, a
  * port probe) costs the controller nothing, and every call that could carry
